@@ -1,0 +1,16 @@
+/** @file The table of `zipit` subcommands: each file registers one command. */
+import type { Command } from 'commander';
+import type { CliIo, CommandBody } from './common.js';
+
+/** Runs a command body and records its exit code (provided by main.ts). */
+export type Runner = (body: CommandBody) => Promise<void>;
+
+/** Signature every command file exports. */
+export type RegisterCommand = (program: Command, io: CliIo, run: Runner) => void;
+
+const COMMANDS: readonly RegisterCommand[] = [];
+
+/** Adds every subcommand to `program`. */
+export function registerCommands(program: Command, io: CliIo, run: Runner): void {
+  for (const register of COMMANDS) register(program, io, run);
+}

@@ -1,0 +1,106 @@
+/** @file Shared CLI plumbing: the command result contract, argument parsers, progress bars. */
+import { SingleBar, Presets } from 'cli-progress';
+import { InvalidArgumentError } from 'commander';
+import type { Result } from '../errors.js';
+import type { ProgressListener } from '../progress.js';
+
+/** Where a command writes: results to `out` (stdout), progress and notes to `err` (stderr). */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** True when stderr is a terminal (draw bars) rather than a log (print phase lines). */
+  readonly interactive: boolean;
+}
+
+/** The real process streams. */
+export function processIo(): CliIo {
+  return {
+    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+    interactive: Boolean(process.stderr.isTTY),
+  };
+}
+
+/** A command's body: resolves to ok, or a Failure the CLI prints as one line (exit 1). */
+export type CommandBody = () => Promise<Result<void>>;
+
+/** Commander parser for a float; `name` appears in the message. */
+export function parseFloatOption(name: string) {
+  return (value: string): number => {
+    const number = Number(value);
+    if (value.trim() === '' || !Number.isFinite(number)) {
+      throw new InvalidArgumentError(`Expected ${name} to be a number, got '${value}'.`);
+    }
+    return number;
+  };
+}
+
+/** Commander parser for a non-negative integer. */
+export function parseIntOption(name: string, min = 0) {
+  return (value: string): number => {
+    const number = Number(value);
+    if (!Number.isInteger(number) || number < min) {
+      throw new InvalidArgumentError(
+        `Expected ${name} to be an integer >= ${min}, got '${value}'.`,
+      );
+    }
+    return number;
+  };
+}
+
+/** Commander parser for comma-separated numbers (`--mean 0.5,0.5,0.5`). */
+export function parseNumberList(name: string) {
+  return (value: string): number[] => {
+    const values = value.split(',').map((v) => Number(v.trim()));
+    if (values.some((v) => !Number.isFinite(v)) || value.trim() === '') {
+      throw new InvalidArgumentError(
+        `Expected ${name} to be comma-separated numbers, got '${value}'.`,
+      );
+    }
+    return values;
+  };
+}
+
+/**
+ * A progress listener drawing one bar per phase on stderr (a terminal), or printing a line
+ * per phase change otherwise. Call `stop()` when the work ends.
+ */
+export function progressBar(io: CliIo): { listener: ProgressListener; stop(): void } {
+  let bar: SingleBar | undefined;
+  let phase = '';
+  const stop = (): void => {
+    bar?.stop();
+    bar = undefined;
+  };
+  const listener: ProgressListener = (event) => {
+    const info = Object.entries(event.info ?? {})
+      .map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`)
+      .join('  ');
+    if (event.phase !== phase) {
+      stop();
+      phase = event.phase;
+      if (!io.interactive) io.err(`${event.phase}...`);
+      else {
+        bar = new SingleBar(
+          {
+            format: `${event.phase.padEnd(12)} [{bar}] {value}/{total} eta {eta_formatted}  {info}`,
+            stream: process.stderr,
+            hideCursor: true,
+            clearOnComplete: false,
+          },
+          Presets.shades_classic,
+        );
+        bar.start(event.total, event.done, { info });
+      }
+    }
+    bar?.setTotal(event.total);
+    bar?.update(event.done, { info });
+    if (!io.interactive && event.done === event.total && event.info) io.err(`  ${info}`);
+  };
+  return { listener, stop };
+}
+
+function formatNumber(value: number): string {
+  if (Number.isInteger(value)) return String(value);
+  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3);
+}

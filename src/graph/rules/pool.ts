@@ -1,0 +1,62 @@
+/** @file Pooling: windowed and global, all per-channel. */
+import { ok, type Result } from '../../errors.js';
+import { intAttr, intsAttr } from '../attributes.js';
+import type { ValueState } from '../value-state.js';
+import { windowShape } from './conv.js';
+import { inputState, normalizeAxis, shapeFailure } from './helpers.js';
+import type { OpRule, RuleContext } from './types.js';
+
+function poolShape(ctx: RuleContext): Result<ValueState[]> {
+  const x = inputState(ctx, 0);
+  if (!x.ok) return x;
+  const kernel = intsAttr(ctx.node, 'kernel_shape');
+  if (kernel === undefined) return shapeFailure(ctx.node, 'missing kernel_shape.');
+  const shape = [
+    x.value.shape[0] ?? null,
+    x.value.shape[1] ?? null,
+    ...windowShape(ctx, x.value.shape, kernel),
+  ];
+  // MaxPool's optional second output (indices) has the same shape.
+  return ok(ctx.node.outputs.map(() => ({ shape })));
+}
+
+function globalShape(ctx: RuleContext): Result<ValueState[]> {
+  const x = inputState(ctx, 0);
+  if (!x.ok) return x;
+  return ok([{ shape: x.value.shape.map((d, i) => (i < 2 ? d : 1)) }]);
+}
+
+function reduceAxes(ctx: RuleContext, rank: number): number[] | undefined {
+  const fromAttr = intsAttr(ctx.node, 'axes');
+  if (fromAttr !== undefined) return fromAttr.map((a) => normalizeAxis(a, rank));
+  const known = ctx.inputs[1]?.known;
+  return known?.every((v) => typeof v === 'number')
+    ? known.map((a) => normalizeAxis(a as number, rank))
+    : undefined;
+}
+
+function reduceShape(ctx: RuleContext): Result<ValueState[]> {
+  const x = inputState(ctx, 0);
+  if (!x.ok) return x;
+  const axes = reduceAxes(ctx, x.value.shape.length);
+  if (axes === undefined) return shapeFailure(ctx.node, 'reduction axes must be constant.');
+  const keep = intAttr(ctx.node, 'keepdims', 1) === 1;
+  const shape = x.value.shape.flatMap((d, i) => (axes.includes(i) ? (keep ? [1] : []) : [d]));
+  return ok([{ shape }]);
+}
+
+/** MaxPool / AveragePool / LpPool. */
+export const poolRule: OpRule = { role: 'per-channel', inferShape: poolShape };
+/** GlobalAveragePool / GlobalMaxPool. */
+export const globalPoolRule: OpRule = { role: 'per-channel', inferShape: globalShape };
+/** ReduceMean / ReduceMax over spatial axes (PyTorch's `x.mean((2, 3))`); over channels it is a barrier. */
+export const reduceRule: OpRule = {
+  role(ctx) {
+    const rank = ctx.inputs[0]?.shape.length ?? 0;
+    const axes = reduceAxes(ctx, rank);
+    const keep = intAttr(ctx.node, 'keepdims', 1) === 1;
+    if (axes === undefined || axes.includes(0) || axes.includes(1)) return 'barrier';
+    return keep ? 'per-channel' : 'flatten';
+  },
+  inferShape: reduceShape,
+};

@@ -1,0 +1,96 @@
+/** @file Structure check: K models must be the same graph up to names; maps each model's initializer names onto model 0's. */
+import { fail, ok, type Result } from '../errors.js';
+import type { AnalyzedGraph } from '../graph/analyze.js';
+import { formatShape } from '../graph/value-state.js';
+
+/** For each model, initializer name in model 0 -> that model's name for the same tensor. */
+export type InitializerMaps = readonly ReadonlyMap<string, string>[];
+
+function attributesText(attributes: object): string {
+  return JSON.stringify(attributes, (_, v: unknown) =>
+    typeof v === 'bigint' ? String(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v,
+  );
+}
+
+/**
+ * Checks that every model has model 0's structure (node by node in topological order: op,
+ * attributes, wiring, weight shapes; the input shapes) and returns the initializer maps.
+ * Fails with 'structure-mismatch' naming the first difference.
+ */
+export function checkSameStructure(
+  graphs: readonly AnalyzedGraph[],
+  labels: readonly string[],
+): Result<InitializerMaps> {
+  const reference = graphs[0]!;
+  const refNodes = reference.model.graph.nodes;
+  const maps: Map<string, string>[] = [];
+  for (const [k, graph] of graphs.entries()) {
+    const map = new Map<string, string>();
+    const where = `${labels[k]} differs from ${labels[0]}`;
+    const nodes = graph.model.graph.nodes;
+    const refInputs = reference.model.graph.inputs;
+    const inputs = graph.model.graph.inputs;
+    if (inputs.length !== refInputs.length)
+      return fail(
+        'structure-mismatch',
+        `${where}: ${inputs.length} graph inputs vs ${refInputs.length}.`,
+      );
+    for (const [i, input] of inputs.entries()) {
+      const a = formatShape(reference.states.get(refInputs[i]!.name)?.shape ?? []);
+      const b = formatShape(graph.states.get(input.name)?.shape ?? []);
+      if (a !== b)
+        return fail(
+          'structure-mismatch',
+          `${where}: input shape ${b} vs ${a}; the models must take the same input.`,
+        );
+    }
+    // Values: model 0's value name for each of this model's values, to compare wiring.
+    const valueMap = new Map<string, string>(
+      inputs.map((input, i) => [input.name, refInputs[i]!.name]),
+    );
+    const count = Math.min(nodes.length, refNodes.length);
+    for (let i = 0; i < count; i++) {
+      const a = refNodes[i]!;
+      const b = nodes[i]!;
+      const at = `${where} at node ${i + 1} ('${b.name}' vs '${a.name}')`;
+      if (a.opType !== b.opType)
+        return fail('structure-mismatch', `${at}: op ${b.opType} vs ${a.opType}.`);
+      if (attributesText(a.attributes) !== attributesText(b.attributes))
+        return fail(
+          'structure-mismatch',
+          `${at}: attributes differ (${attributesText(b.attributes)} vs ${attributesText(a.attributes)}).`,
+        );
+      if (a.inputs.length !== b.inputs.length || a.outputs.length !== b.outputs.length)
+        return fail('structure-mismatch', `${at}: different numbers of inputs or outputs.`);
+      for (const [j, name] of b.inputs.entries()) {
+        const refName = a.inputs[j]!;
+        const tensor = graph.model.graph.initializers.get(name);
+        const refTensor = reference.model.graph.initializers.get(refName);
+        if ((tensor === undefined) !== (refTensor === undefined))
+          return fail('structure-mismatch', `${at}: input ${j + 1} is a weight in one model only.`);
+        if (tensor !== undefined && refTensor !== undefined) {
+          if (formatShape(tensor.dims) !== formatShape(refTensor.dims)) {
+            return fail(
+              'structure-mismatch',
+              `${at}: weight ${name} has shape ${formatShape(tensor.dims)} vs ${formatShape(refTensor.dims)}.`,
+            );
+          }
+          map.set(refName, name);
+        } else if (name !== '' && valueMap.get(name) !== refName) {
+          return fail(
+            'structure-mismatch',
+            `${at}: input ${j + 1} comes from a different place in the graph.`,
+          );
+        }
+      }
+      b.outputs.forEach((o, j) => valueMap.set(o, a.outputs[j]!));
+    }
+    if (nodes.length !== refNodes.length)
+      return fail(
+        'structure-mismatch',
+        `${where}: ${nodes.length} nodes vs ${refNodes.length} (first ${count} agree).`,
+      );
+    maps.push(map);
+  }
+  return ok(maps);
+}

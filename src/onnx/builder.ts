@@ -1,0 +1,110 @@
+/** @file A small graph builder: named values, initializers and nodes, emitted as a {@link Model}. */
+import type { Attribute, Dim, Model, Node, ValueInfo } from './model.js';
+import type { Tensor } from './tensor.js';
+
+/** Attribute values as plain JS: numbers are ints unless wrapped by {@link float}. */
+export type AttributeInput =
+  number | string | readonly number[] | { float: number } | { floats: readonly number[] } | Tensor;
+
+/** Marks a number as a FLOAT attribute (plain numbers become INT). */
+export function float(value: number): { float: number } {
+  return { float: value };
+}
+
+function toAttribute(value: AttributeInput): Attribute {
+  if (typeof value === 'number') return { type: 'int', value };
+  if (typeof value === 'string') return { type: 'string', value };
+  if (Array.isArray(value)) return { type: 'ints', value: [...(value as number[])] };
+  if ('float' in value) return { type: 'float', value: value.float };
+  if ('floats' in value) return { type: 'floats', value: [...value.floats] };
+  return { type: 'tensor', value: value as Tensor };
+}
+
+/** The ONNX opset our own models are written in. */
+export const BUILDER_OPSET = 17;
+
+/** Builds a graph node by node; names are made unique by a per-prefix counter. */
+export class GraphBuilder {
+  private readonly nodes: Node[] = [];
+  private readonly inputs: ValueInfo[] = [];
+  private readonly outputs: ValueInfo[] = [];
+  private readonly initializers = new Map<string, Tensor>();
+  private readonly counters = new Map<string, number>();
+
+  constructor(private readonly name: string) {}
+
+  /** A fresh name `prefix` or `prefix_N`. */
+  fresh(prefix: string): string {
+    const count = this.counters.get(prefix) ?? 0;
+    this.counters.set(prefix, count + 1);
+    return count === 0 ? prefix : `${prefix}_${count}`;
+  }
+
+  /** Declares a float32 graph input. */
+  input(name: string, shape: readonly Dim[]): string {
+    this.inputs.push({ name, elemType: 1, shape });
+    return name;
+  }
+
+  /** Declares a graph output (float32). */
+  output(name: string, shape?: readonly Dim[]): void {
+    this.outputs.push({ name, elemType: 1, ...(shape ? { shape } : {}) });
+  }
+
+  /** Adds a weight; returns its (unique) name. */
+  weight(name: string, tensor: Tensor): string {
+    const unique = this.initializers.has(name) ? this.fresh(name) : name;
+    this.initializers.set(unique, tensor);
+    return unique;
+  }
+
+  /** Adds a node; returns its output names. `outputs` gives their names (or a count of fresh ones). */
+  node(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Readonly<Record<string, AttributeInput>> = {},
+    options: { name?: string; outputs?: readonly string[] | number } = {},
+  ): string[] {
+    const name = options.name ?? this.fresh(opType.toLowerCase());
+    const outputs =
+      typeof options.outputs === 'number' || options.outputs === undefined
+        ? Array.from({ length: options.outputs ?? 1 }, (_, i) =>
+            i === 0 ? name : `${name}_out${i}`,
+          )
+        : [...options.outputs];
+    const attrs: Record<string, Attribute> = {};
+    for (const [key, value] of Object.entries(attributes)) attrs[key] = toAttribute(value);
+    this.nodes.push({ name, opType, domain: '', inputs: [...inputs], outputs, attributes: attrs });
+    return outputs;
+  }
+
+  /** Adds a single-output node and returns its output name. */
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Readonly<Record<string, AttributeInput>> = {},
+    name?: string,
+  ): string {
+    return this.node(opType, inputs, attributes, name ? { name } : {})[0]!;
+  }
+
+  /** The finished model. */
+  build(metadata: Readonly<Record<string, string>> = {}): Model {
+    return {
+      irVersion: 8,
+      opsetImports: [{ domain: '', version: BUILDER_OPSET }],
+      producerName: 'zipit-merge',
+      producerVersion: '0.1.0',
+      docString: '',
+      metadata: { ...metadata },
+      graph: {
+        name: this.name,
+        nodes: [...this.nodes],
+        inputs: [...this.inputs],
+        outputs: [...this.outputs],
+        initializers: new Map(this.initializers),
+        valueInfo: [],
+      },
+    };
+  }
+}

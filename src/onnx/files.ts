@@ -1,0 +1,74 @@
+/** @file Reading model files and writing any output atomically (temporary file, then rename). */
+import { readFileSync, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { dirname, basename, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fail, ok, type Result } from '../errors.js';
+import { decodeModel, encodeModel, type Model } from './model.js';
+
+/** Reads and decodes an ONNX file; every failure names the path. */
+export function readModelFile(path: string): Result<Model> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error: unknown) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOENT') return fail('file-not-found', `Model file not found: ${path}`);
+    if (code === 'EISDIR')
+      return fail('file-unreadable', `Expected a model file, got a directory: ${path}`);
+    return fail('file-unreadable', `Cannot read model file ${path}: ${String(error)}`);
+  }
+  const model = decodeModel(bytes);
+  if (!model.ok) return fail(model.reason, `${path}: ${model.message}`);
+  return model;
+}
+
+/**
+ * Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
+ * failure never leaves a half-written output. Refuses to overwrite any path in `protect`
+ * (e.g. the input models).
+ */
+export function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array | string,
+  protect: readonly string[] = [],
+): Result<void> {
+  const target = resolve(path);
+  if (protect.some((p) => resolve(p) === target)) {
+    return fail(
+      'unwritable-output',
+      `Output path ${path} is one of the inputs; choose another --out.`,
+    );
+  }
+  try {
+    if (statSync(target, { throwIfNoEntry: false })?.isDirectory()) {
+      return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
+    }
+  } catch {
+    // A path we cannot even stat is reported by the write below.
+  }
+  const temporary = join(
+    dirname(target),
+    `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`,
+  );
+  try {
+    writeFileSync(temporary, bytes);
+    renameSync(temporary, target);
+    return ok(undefined);
+  } catch (error: unknown) {
+    rmSync(temporary, { force: true });
+    const code = (error as { code?: string }).code ?? String(error);
+    return fail(
+      'unwritable-output',
+      `Cannot write ${path} (${code}); check that its folder exists and is writable.`,
+    );
+  }
+}
+
+/** Encodes and atomically writes a model. */
+export function writeModelFile(
+  path: string,
+  model: Model,
+  protect: readonly string[] = [],
+): Result<void> {
+  return writeFileAtomic(path, encodeModel(model), protect);
+}
