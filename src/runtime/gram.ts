@@ -1,0 +1,271 @@
+/** @file Per-batch sum and Gram matrix of K models' stacked activations, as GEMMs on onnxruntime. */
+import { fail, ok, type Result } from '../errors.js';
+import { GraphBuilder } from '../onnx/builder.js';
+import type { Model } from '../onnx/model.js';
+import { float32Tensor, int64Tensor, type Tensor } from '../onnx/tensor.js';
+import { activationLayout, channelMeans, type ActivationLayout } from '../stats/activations.js';
+import type { BatchMoments, CovarianceAccumulator } from '../stats/covariance.js';
+import { createSession, type RunOptions, type Session } from './session.js';
+
+/**
+ * Computes {@link BatchMoments} of one batch on onnxruntime: for K activation tensors
+ * `[N, C, ...spatial]` and a shift of K*C values, the sum and Gram of the stacked features
+ * minus the shift. One session per input shape (K, dims) and NaN mode, built on first use.
+ */
+export interface GramKernel {
+  /** The moments of one batch about `shift` (K*C values, model-major). */
+  moments(
+    activations: readonly Tensor<'float32'>[],
+    shift: Float32Array,
+  ): Promise<Result<BatchMoments>>;
+  /** Releases every cached session; the kernel must not be used afterwards. */
+  release(): Promise<void>;
+}
+
+/** Options of {@link createGramKernel}. */
+export interface GramKernelOptions extends RunOptions {
+  /**
+   * The layout for activations of rank >= 3 (see {@link GramLayout}); by default chosen per
+   * shape. Forcing one is for benchmarks.
+   */
+  readonly layout?: 'rows' | 'per-sample';
+}
+
+/** Which graph to run: the fast one, or one that first replaces NaN by 0. */
+type NanMode = 'fast' | 'nan-safe';
+
+/**
+ * A {@link GramKernel} with onnxruntime's intra-op threads from `options` (default 2).
+ *
+ * NOTE: the graph computes one GEMM per block pair k <= l, `G_kl = X_k X_l^T` with
+ * X_k = x_k - shift_k, and the blocks below the diagonal are mirrored in JS. Against one GEMM
+ * on the concatenated [K*C, P] this skips the Concat copy and the K(K-1)/2 mirrored blocks (a
+ * quarter of the flops for K = 2). In a quiet prototype run it was 20-25% faster at every
+ * ResNet-20x4 stage; under heavy load from other processes bench/stats.ts sees the two on par.
+ *
+ * NOTE: NaN → 0 costs an IsNaN and a Where pass over the whole batch, which measured up to
+ * 2.5x the time of the GEMMs at width 64. NaN propagates into the sums, so the fast graph
+ * runs first and only a batch whose sums or Gram come out non-finite is rerun through the
+ * NaN-safe graph. If they are still not finite, the activations held ±Infinity (or overflowed
+ * float32 in the GEMM): that is a failure, never silently folded into the statistics.
+ *
+ * NOTE: float32 inside a batch, float64 across batches. Each Gram entry is a float32 dot
+ * product over the batch's P positions of centred values; its rounding error is at most about
+ * P * 6e-8 * Σ|x_i y_i| and in practice about sqrt(P) * 6e-8 * Σ|x_i y_i| (random-walk
+ * rounding; MLAS also sums the P axis in panels, which shortens the walk). About the shift,
+ * Σ|x_i y_i| is a small multiple of P std_i std_j, so in correlation units the error is about
+ * sqrt(P) * 6e-8 <= 2e-5 for P = 1e5, and bench/stats.ts measures 2e-6 to 3e-6 against a
+ * float64 two-pass reference on ReLU-like data at P = 6272, 25088 and 100352 (two batches).
+ * Batches are added in float64, so these independent per-batch errors average out instead of
+ * growing with the number of batches. For matching, correlations differing by 1e-5 are ties.
+ */
+export function createGramKernel(options: GramKernelOptions = {}): GramKernel {
+  const sessions = new Map<string, Promise<Result<Session>>>();
+
+  async function sessionFor(layout: ActivationLayout, mode: NanMode): Promise<Result<Session>> {
+    const key = `${mode} ${layout.numModels} [${layout.dims.join(',')}]`;
+    let session = sessions.get(key);
+    if (session === undefined) {
+      session = createSession(gramGraph(layout, mode, options.layout), {
+        threads: options.threads ?? 2,
+      });
+      sessions.set(key, session);
+    }
+    return session;
+  }
+
+  async function run(
+    layout: ActivationLayout,
+    mode: NanMode,
+    activations: readonly Tensor<'float32'>[],
+    shift: Float32Array,
+  ): Promise<Result<BatchMoments>> {
+    const session = await sessionFor(layout, mode);
+    if (!session.ok) return session;
+    const { numModels, width } = layout;
+    const feeds: Record<string, Tensor<'float32'>> = {
+      shift: float32Tensor([shift.length], shift),
+    };
+    for (const [k, a] of activations.entries()) feeds[`x${k}`] = a;
+    let outputs: Record<string, Tensor<'float32'>>;
+    try {
+      outputs = await session.value.run(feeds);
+    } catch (error: unknown) {
+      const text = error instanceof Error ? error.message : String(error);
+      return fail(
+        'runtime-error',
+        `onnxruntime failed computing the Gram matrix: ${text.split('\n')[0]}`,
+      );
+    }
+    const size = numModels * width;
+    const sum = new Float32Array(size);
+    const gram = new Float32Array(size * size);
+    for (let k = 0; k < numModels; k++) {
+      sum.set(outputs[`sum${k}`]!.data, k * width);
+      for (let l = k; l < numModels; l++) {
+        const block = outputs[`gram${k}_${l}`]!.data; // [C, C], rows model k, columns model l
+        for (let i = 0; i < width; i++) {
+          const row = (k * width + i) * size + l * width;
+          gram.set(block.subarray(i * width, (i + 1) * width), row);
+          if (l !== k) {
+            for (let j = 0; j < width; j++)
+              gram[(l * width + j) * size + k * width + i] = block[i * width + j]!;
+          }
+        }
+      }
+    }
+    return ok({ count: layout.count, shift, sum, gram });
+  }
+
+  return {
+    async moments(activations, shift) {
+      const layout = activationLayout(activations);
+      if (!layout.ok) return layout;
+      const size = layout.value.numModels * layout.value.width;
+      if (shift.length !== size) {
+        return fail('bad-shape', `Expected a shift of ${size} values (K*C), got ${shift.length}`);
+      }
+      const fast = await run(layout.value, 'fast', activations, shift);
+      if (!fast.ok || (allFinite(fast.value.sum) && allFinite(fast.value.gram))) return fast;
+      const safe = await run(layout.value, 'nan-safe', activations, shift);
+      if (!safe.ok || (allFinite(safe.value.sum) && allFinite(safe.value.gram))) return safe;
+      return fail(
+        'bad-statistics',
+        `Expected finite activations, got infinite values (or float32 overflow) in a batch of shape [${layout.value.dims.join(', ')}]`,
+      );
+    },
+    async release() {
+      const all = [...sessions.values()];
+      sessions.clear();
+      for (const session of await Promise.all(all)) if (session.ok) await session.value.release();
+    },
+  };
+}
+
+/**
+ * Adds one batch of K activation tensors to `accumulator` through `kernel`. The first batch's
+ * channel means (float64, rounded to float32 for the kernel) become the accumulator's shift.
+ */
+export async function accumulateBatch(
+  kernel: GramKernel,
+  accumulator: CovarianceAccumulator,
+  activations: readonly Tensor<'float32'>[],
+): Promise<Result<void>> {
+  const layout = activationLayout(activations);
+  if (!layout.ok) return layout;
+  if (
+    layout.value.numModels !== accumulator.numModels ||
+    layout.value.width !== accumulator.width
+  ) {
+    return fail(
+      'bad-shape',
+      `Expected activations of ${accumulator.numModels} models x ${accumulator.width} channels, got ${layout.value.numModels} x ${layout.value.width}`,
+    );
+  }
+  let shift = accumulator.shift;
+  if (shift === undefined) {
+    const means = channelMeans(activations);
+    if (!means.ok) return means;
+    shift = means.value;
+  }
+  const moments = await kernel.moments(activations, Float32Array.from(shift));
+  if (!moments.ok) return moments;
+  accumulator.addBatch(moments.value);
+  return ok(undefined);
+}
+
+/**
+ * How a graph lays out each model's centred features for its GEMMs: `columns` [P, C] and
+ * Gemm(transA) for `[N, C]` (no copy); `rows` [C, P] through one Transpose, Gemm(transB); and
+ * `per-sample` [N, C, S], a batched MatMul per sample summed over N, which needs no big
+ * transpose.
+ *
+ * NOTE: `per-sample` is chosen when the spatial size S is at least 4x the width C. Measured on
+ * this project's 2-core machine (bench/stats.ts, K = 2, N = 128): at C = 64, S = 28x28 it beat
+ * `rows` (141 vs 198 ms per batch, both under the same load), at C = 128, S = 14x14 it lost
+ * slightly and at C = 256, S = 7x7 clearly; its [N, C, C] partial Grams grow with N*C^2.
+ */
+export type GramLayout = 'columns' | 'rows' | 'per-sample';
+
+/** The layout a kernel uses for activations of this shape, unless `forced` (rank >= 3 only). */
+export function gramLayout(
+  layout: ActivationLayout,
+  forced?: GramKernelOptions['layout'],
+): GramLayout {
+  if (layout.dims.length === 2) return 'columns';
+  if (forced !== undefined) return forced;
+  return layout.spatial >= 4 * layout.width ? 'per-sample' : 'rows';
+}
+
+/** The ONNX graph of one (K, dims, NaN mode); outputs `sum{k}` [C] and `gram{k}_{l}` [C, C], k <= l. */
+function gramGraph(
+  layout: ActivationLayout,
+  mode: NanMode,
+  forced: GramKernelOptions['layout'],
+): Model {
+  const { numModels, width, dims, batch } = layout;
+  const rank = dims.length;
+  const kind = gramLayout(layout, forced);
+  const b = new GraphBuilder(`gram_${mode}_${kind}`);
+  const shift = b.input('shift', [numModels * width]);
+  const zero =
+    mode === 'nan-safe' ? b.weight('zero', float32Tensor([], new Float32Array([0]))) : '';
+  const spatialOnes = Array.from({ length: rank - 2 }, () => 1);
+  const shiftShape = b.weight('shift_shape', int64Tensor([rank], [1, width, ...spatialOnes]));
+  const featureShape =
+    kind === 'rows'
+      ? b.weight('rows_shape', int64Tensor([2], [width, -1]))
+      : kind === 'per-sample'
+        ? b.weight('per_sample_shape', int64Tensor([3], [batch, width, -1]))
+        : '';
+  const sumAxes = { columns: [0], rows: [1], 'per-sample': [0, 2] }[kind];
+  const sumAxesName = b.weight('sum_axes', int64Tensor([sumAxes.length], sumAxes));
+  const features: string[] = [];
+  for (let k = 0; k < numModels; k++) {
+    let x = b.input(`x${k}`, dims);
+    if (mode === 'nan-safe') x = b.op('Where', [b.op('IsNaN', [x]), zero, x]);
+    // Names are spelled out per k: GraphBuilder.weight's fresh() can hand out a taken name.
+    const start = b.weight(`shift_start_${k}`, int64Tensor([1], [k * width]));
+    const end = b.weight(`shift_end_${k}`, int64Tensor([1], [(k + 1) * width]));
+    const shiftK = b.op('Reshape', [b.op('Slice', [shift, start, end]), shiftShape]);
+    const centred = b.op('Sub', [x, shiftK]);
+    if (kind === 'columns') {
+      features.push(centred); // [N, C]
+    } else if (kind === 'per-sample') {
+      features.push(b.op('Reshape', [centred, featureShape])); // [N, C, prod(spatial)]
+    } else {
+      const perm = [1, 0, ...spatialOnes.map((_, i) => i + 2)];
+      features.push(b.op('Reshape', [b.op('Transpose', [centred], { perm }), featureShape])); // [C, N*prod(spatial)]
+    }
+  }
+  const batchAxis = kind === 'per-sample' ? b.weight('batch_axis', int64Tensor([1], [0])) : '';
+  for (let k = 0; k < numModels; k++) {
+    b.op('ReduceSum', [features[k]!, sumAxesName], { keepdims: 0 }, `sum${k}`);
+    b.output(`sum${k}`, [width]);
+    for (let l = k; l < numModels; l++) {
+      const name = `gram${k}_${l}`;
+      if (kind === 'per-sample') {
+        // onnxruntime fuses this Transpose into the MatMul (FusedMatMul transB): no copy.
+        const perSample = b.op('MatMul', [
+          features[k]!,
+          b.op('Transpose', [features[l]!], { perm: [0, 2, 1] }),
+        ]); // [N, C, C]
+        b.op('ReduceSum', [perSample, batchAxis], { keepdims: 0 }, name);
+      } else {
+        b.op(
+          'Gemm',
+          [features[k]!, features[l]!],
+          kind === 'columns' ? { transA: 1 } : { transB: 1 },
+          name,
+        );
+      }
+      b.output(name, [width, width]);
+    }
+  }
+  return b.build();
+}
+
+function allFinite(values: ArrayLike<number>): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return false;
+  return true;
+}
