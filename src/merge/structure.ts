@@ -6,6 +6,13 @@ import { formatShape } from '../graph/value-state.js';
 /** For each model, initializer name in model 0 -> that model's name for the same tensor. */
 export type InitializerMaps = readonly ReadonlyMap<string, string>[];
 
+/** What the structure check returns: per model, name maps from model 0's names to its own. */
+export interface StructureMaps {
+  readonly initializers: InitializerMaps;
+  /** Activation value names (model 0 -> model k). */
+  readonly values: readonly ReadonlyMap<string, string>[];
+}
+
 function attributesText(attributes: object): string {
   return JSON.stringify(attributes, (_, v: unknown) =>
     typeof v === 'bigint' ? String(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v,
@@ -20,10 +27,11 @@ function attributesText(attributes: object): string {
 export function checkSameStructure(
   graphs: readonly AnalyzedGraph[],
   labels: readonly string[],
-): Result<InitializerMaps> {
+): Result<StructureMaps> {
   const reference = graphs[0]!;
   const refNodes = reference.model.graph.nodes;
   const maps: Map<string, string>[] = [];
+  const valueMaps: Map<string, string>[] = [];
   for (const [k, graph] of graphs.entries()) {
     const map = new Map<string, string>();
     const where = `${labels[k]} differs from ${labels[0]}`;
@@ -91,6 +99,7 @@ export function checkSameStructure(
         `${where}: ${nodes.length} nodes vs ${refNodes.length} (first ${count} agree).`,
       );
     maps.push(map);
+    valueMaps.push(new Map([...valueMap].map(([own, ref]) => [ref, own])));
   }
-  return ok(maps);
+  return ok({ initializers: maps, values: valueMaps });
 }

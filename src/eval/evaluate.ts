@@ -1,0 +1,108 @@
+/** @file Runs models over a dataset and scores joint and per-task accuracy. */
+import { fail, ok, type Result } from '../errors.js';
+import { batches, checkImageShape, type Dataset } from '../data/dataset.js';
+import type { Model } from '../onnx/model.js';
+import { storedClassLabels } from '../onnx/preprocessing.js';
+import type { ProgressListener } from '../progress.js';
+import { createSession } from '../runtime/session.js';
+import { scoreTasks, type Accuracy, type ScoreSource } from './metrics.js';
+
+/** A model to evaluate with the preprocessing its inputs need. */
+export interface EvalModel {
+  readonly model: Model;
+  readonly label: string;
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+/** Evaluation settings. */
+export interface EvalOptions {
+  readonly batchSize?: number;
+  readonly threads?: number;
+  readonly onProgress?: ProgressListener;
+}
+
+/** The C x H x W a model's first input expects, when static. */
+export function modelImageShape(model: Model): { channels: number; height: number; width: number } | undefined {
+  const shape = model.graph.inputs[0]?.shape;
+  if (shape === undefined || shape.length !== 4) return undefined;
+  const [, c, h, w] = shape;
+  if (typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number') return undefined;
+  return { channels: c, height: h, width: w };
+}
+
+/** The score sources of one model: each graph output with its class labels (stored, or 0..n-1). */
+async function runModel(entry: EvalModel, dataset: Dataset, options: EvalOptions, step: () => void): Promise<Result<ScoreSource[]>> {
+  const expected = modelImageShape(entry.model);
+  if (expected !== undefined) {
+    const check = checkImageShape(dataset, expected, entry.label);
+    if (!check.ok) return check;
+  }
+  const session = await createSession(entry.model, { threads: options.threads ?? 2 });
+  if (!session.ok) return fail(session.reason, `${entry.label}: ${session.message}`);
+  const input = session.value.inputNames[0]!;
+  const outputs = session.value.outputNames;
+  const stored = storedClassLabels(entry.model);
+  const chunks: Float32Array[][] = outputs.map(() => []);
+  const widths: number[] = outputs.map(() => 0);
+  const data = batches(dataset, { batchSize: options.batchSize ?? 256, normalization: { mean: entry.mean, std: entry.std } });
+  if (!data.ok) return data;
+  try {
+    for (const batch of data.value) {
+      const result = await session.value.run({
+        [input]: { dtype: 'float32', dims: [batch.size, dataset.channels, dataset.height, dataset.width], data: batch.input },
+      });
+      outputs.forEach((name, o) => {
+        const tensor = result[name]!;
+        widths[o] = tensor.dims[tensor.dims.length - 1] ?? 1;
+        chunks[o]!.push(Float32Array.from(tensor.data));
+      });
+      step();
+    }
+  } catch (error: unknown) {
+    const text = error instanceof Error ? error.message : String(error);
+    return fail('runtime-error', `${entry.label}: onnxruntime failed: ${text.split('\n')[0]}`);
+  } finally {
+    await session.value.release();
+  }
+  return ok(
+    outputs.map((_, o) => {
+      const total = chunks[o]!.reduce((a, c) => a + c.length, 0);
+      const logits = new Float32Array(total);
+      let offset = 0;
+      for (const c of chunks[o]!) {
+        logits.set(c, offset);
+        offset += c.length;
+      }
+      const labels = stored?.[o] ?? Array.from({ length: widths[o]! }, (_, i) => i);
+      return { labels, logits };
+    }),
+  );
+}
+
+/**
+ * Evaluates one model (single or multi-output) or several (the ensemble) on `dataset`
+ * against `tasks`. Only images of the tasks' classes count.
+ */
+export async function evaluateModels(models: readonly EvalModel[], dataset: Dataset, tasks: readonly (readonly number[])[], options: EvalOptions = {}): Promise<Result<Accuracy>> {
+  const sources: ScoreSource[] = [];
+  const perModel = Math.ceil(dataset.count / (options.batchSize ?? 256));
+  let done = 0;
+  const step = (): void => {
+    done += 1;
+    options.onProgress?.({ phase: 'evaluate', done, total: perModel * models.length });
+  };
+  for (const entry of models) {
+    const result = await runModel(entry, dataset, options, step);
+    if (!result.ok) return result;
+    for (const source of result.value) {
+      const bad = source.labels.find((l) => l >= dataset.numClasses || l < 0);
+      if (bad !== undefined) return fail('bad-argument', `${entry.label} scores class ${bad}, outside the dataset's ${dataset.numClasses} classes.`);
+    }
+    sources.push(...result.value);
+  }
+  const covered = new Set(sources.flatMap((s) => s.labels));
+  const missing = tasks.flat().find((c) => !covered.has(c));
+  if (missing !== undefined) return fail('bad-argument', `No model output scores class ${missing}; check --tasks.`);
+  return ok(scoreTasks(sources, dataset.labels, tasks));
+}

@@ -1,0 +1,160 @@
+/** @file The merge pipeline: analyse K models, collect statistics, match each space, zip the weights, correct statistics. */
+import { fail, ok, type Result } from '../errors.js';
+import { batches, type Dataset, type Normalization } from '../data/dataset.js';
+import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
+import { analyzeSpaces, type FeatureSpace } from '../graph/spaces.js';
+import { matchers, type MatchMethod } from '../match/index.js';
+import type { MatchOptions } from '../match/types.js';
+import type { Model } from '../onnx/model.js';
+import type { ProgressListener } from '../progress.js';
+import { applyTransforms } from './apply.js';
+import { collectStatistics } from './collect.js';
+import { correctionKind, repairProducers, resetBatchNorm } from './repair.js';
+import { checkSameStructure } from './structure.js';
+import { transformFromGroups, type SpaceTransform } from './transform.js';
+
+/** How to merge. */
+export interface MergeOptions {
+  readonly method: MatchMethod;
+  readonly match: MatchOptions;
+  /** Correct statistics after merging (BN reset or REPAIR); default true. */
+  readonly repair?: boolean;
+  readonly batchSize?: number;
+  readonly threads?: number;
+  readonly onProgress?: ProgressListener;
+}
+
+/** Per space, what the matcher did. */
+export interface SpaceReport {
+  readonly id: number;
+  readonly width: number;
+  readonly kind: string;
+  readonly crossModelMerges: number;
+  readonly sameModelMerges: number;
+}
+
+/** What a merge did and how long each phase took (seconds). */
+export interface MergeReport {
+  readonly method: MatchMethod;
+  readonly parameters: { readonly alpha: number; readonly beta: number };
+  readonly numModels: number;
+  readonly spacesMerged: number;
+  readonly spaces: readonly SpaceReport[];
+  readonly correction: 'batchnorm' | 'repair' | 'none';
+  readonly seconds: { statistics: number; matching: number; apply: number; repair: number };
+}
+
+/** The merged model and its report. */
+export interface MergeResult {
+  readonly model: Model;
+  readonly report: MergeReport;
+  /** Space analysis of the sources, and the correlation matrices per space (for reports). */
+  readonly spaces: readonly FeatureSpace[];
+  readonly correlations: ReadonlyMap<number, Float64Array>;
+}
+
+const now = (): number => performance.now() / 1000;
+
+/** Analyses every model and checks that they share one structure. */
+export function analyzeModels(models: readonly Model[], labels: readonly string[]): Result<{ graphs: AnalyzedGraph[]; maps: ReturnType<typeof checkSameStructure> }> {
+  const graphs: AnalyzedGraph[] = [];
+  for (const [k, model] of models.entries()) {
+    const graph = analyzeGraph(model);
+    if (!graph.ok) return fail(graph.reason, `${labels[k]}: ${graph.message}`);
+    graphs.push(graph.value);
+  }
+  return ok({ graphs, maps: checkSameStructure(graphs, labels) });
+}
+
+/**
+ * Merges K >= 2 models of one structure into one (ZipIt!, Permute or weight averaging) on
+ * `data` (unlabelled use: labels are ignored), normalised with `normalization`.
+ */
+export async function mergeModels(
+  models: readonly Model[],
+  labels: readonly string[],
+  data: Dataset,
+  normalization: Normalization,
+  options: MergeOptions,
+): Promise<Result<MergeResult>> {
+  if (models.length < 2) return fail('bad-argument', `Expected at least 2 models to merge, got ${models.length}.`);
+  const analyzed = analyzeModels(models, labels);
+  if (!analyzed.ok) return analyzed;
+  const { graphs } = analyzed.value;
+  const maps = analyzed.value.maps;
+  if (!maps.ok) return maps;
+  const spaces = analyzeSpaces(graphs[0]!);
+  if (!spaces.ok) return spaces;
+  const mergeable = spaces.value.spaces.filter((s) => s.kind !== 'fixed');
+  const inputDims = [data.channels, data.height, data.width];
+  const batchSize = options.batchSize ?? 128;
+  const pass = batches(data, { batchSize, normalization });
+  if (!pass.ok) return pass;
+  const repair = options.repair ?? true;
+  const kind = repair ? correctionKind(graphs[0]!) : 'none';
+  const momentValues = kind === 'repair' ? mergeable.flatMap((s) => s.producerOutputs) : [];
+
+  const t0 = now();
+  const collected = await collectStatistics(graphs, maps.value.values, mergeable, pass.value, inputDims, {
+    threads: options.threads ?? 2,
+    momentValues,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  if (!collected.ok) return collected;
+  const t1 = now();
+
+  const transforms = new Map<number, SpaceTransform>();
+  const reports: SpaceReport[] = [];
+  const correlations = new Map<number, Float64Array>();
+  for (const [i, space] of mergeable.entries()) {
+    const statistics = collected.value.covariance.get(space.id)!.finalize();
+    if (!statistics.ok) return fail(statistics.reason, `Space ${space.id}: ${statistics.message}`);
+    correlations.set(space.id, statistics.value.correlation);
+    const matching = matchers[options.method](statistics.value.correlation, models.length, space.width, options.match);
+    if (!matching.ok) return fail(matching.reason, `Space ${space.id}: ${matching.message}`);
+    transforms.set(space.id, transformFromGroups(matching.value.groups, models.length, space.width));
+    reports.push({ id: space.id, width: space.width, kind: space.kind, crossModelMerges: matching.value.crossModelMerges, sameModelMerges: matching.value.sameModelMerges });
+    options.onProgress?.({ phase: 'matching', done: i + 1, total: mergeable.length });
+  }
+  const t2 = now();
+
+  let merged = applyTransforms(graphs, maps.value.initializers, spaces.value, transforms);
+  const t3 = now();
+
+  if (kind !== 'none') {
+    const graph = analyzeGraph(merged);
+    if (!graph.ok) return graph;
+    if (kind === 'batchnorm') {
+      const reset = await resetBatchNorm(graph.value, pass.value, inputDims, { threads: options.threads ?? 2, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+      if (!reset.ok) return reset;
+      merged = reset.value;
+    } else {
+      const repaired = await repairProducers(graph.value, mergeable, transforms, collected.value.moments, pass.value, inputDims, {
+        threads: options.threads ?? 2,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+      if (!repaired.ok) return repaired;
+      merged = repaired.value.model;
+    }
+  }
+  const t4 = now();
+  merged = {
+    ...merged,
+    producerName: 'zipit-merge',
+    metadata: { ...merged.metadata, 'zipit.method': options.method, 'zipit.sources': labels.join(',') },
+  };
+  return ok({
+    model: merged,
+    spaces: spaces.value.spaces,
+    correlations,
+    report: {
+      method: options.method,
+      parameters: { alpha: options.match.alpha, beta: options.match.beta },
+      numModels: models.length,
+      spacesMerged: mergeable.length,
+      spaces: reports,
+      correction: kind,
+      seconds: { statistics: t1 - t0, matching: t2 - t1, apply: t3 - t2, repair: t4 - t3 },
+    },
+  });
+}
