@@ -21,6 +21,10 @@ async function runBody(io: CliIo, body: CommandBody, debug: boolean): Promise<nu
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  // A closed pipe (`zipit inspect m.onnx | head`) is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+  });
   const io = processIo();
   const debug = argv.includes('--debug');
   let exitCode = 0;

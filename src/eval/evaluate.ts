@@ -23,7 +23,9 @@ export interface EvalOptions {
 }
 
 /** The C x H x W a model's first input expects, when static. */
-export function modelImageShape(model: Model): { channels: number; height: number; width: number } | undefined {
+export function modelImageShape(
+  model: Model,
+): { channels: number; height: number; width: number } | undefined {
   const shape = model.graph.inputs[0]?.shape;
   if (shape === undefined || shape.length !== 4) return undefined;
   const [, c, h, w] = shape;
@@ -31,8 +33,13 @@ export function modelImageShape(model: Model): { channels: number; height: numbe
   return { channels: c, height: h, width: w };
 }
 
-/** The score sources of one model: each graph output with its class labels (stored, or 0..n-1). */
-async function runModel(entry: EvalModel, dataset: Dataset, options: EvalOptions, step: () => void): Promise<Result<ScoreSource[]>> {
+/** The score sources of one model on `dataset`: each graph output with its class labels (stored, or 0..n-1). */
+export async function modelScores(
+  entry: EvalModel,
+  dataset: Dataset,
+  options: EvalOptions = {},
+  step: () => void = () => {},
+): Promise<Result<ScoreSource[]>> {
   const expected = modelImageShape(entry.model);
   if (expected !== undefined) {
     const check = checkImageShape(dataset, expected, entry.label);
@@ -45,12 +52,19 @@ async function runModel(entry: EvalModel, dataset: Dataset, options: EvalOptions
   const stored = storedClassLabels(entry.model);
   const chunks: Float32Array[][] = outputs.map(() => []);
   const widths: number[] = outputs.map(() => 0);
-  const data = batches(dataset, { batchSize: options.batchSize ?? 256, normalization: { mean: entry.mean, std: entry.std } });
+  const data = batches(dataset, {
+    batchSize: options.batchSize ?? 256,
+    normalization: { mean: entry.mean, std: entry.std },
+  });
   if (!data.ok) return data;
   try {
     for (const batch of data.value) {
       const result = await session.value.run({
-        [input]: { dtype: 'float32', dims: [batch.size, dataset.channels, dataset.height, dataset.width], data: batch.input },
+        [input]: {
+          dtype: 'float32',
+          dims: [batch.size, dataset.channels, dataset.height, dataset.width],
+          data: batch.input,
+        },
       });
       outputs.forEach((name, o) => {
         const tensor = result[name]!;
@@ -84,7 +98,12 @@ async function runModel(entry: EvalModel, dataset: Dataset, options: EvalOptions
  * Evaluates one model (single or multi-output) or several (the ensemble) on `dataset`
  * against `tasks`. Only images of the tasks' classes count.
  */
-export async function evaluateModels(models: readonly EvalModel[], dataset: Dataset, tasks: readonly (readonly number[])[], options: EvalOptions = {}): Promise<Result<Accuracy>> {
+export async function evaluateModels(
+  models: readonly EvalModel[],
+  dataset: Dataset,
+  tasks: readonly (readonly number[])[],
+  options: EvalOptions = {},
+): Promise<Result<Accuracy>> {
   const sources: ScoreSource[] = [];
   const perModel = Math.ceil(dataset.count / (options.batchSize ?? 256));
   let done = 0;
@@ -93,16 +112,21 @@ export async function evaluateModels(models: readonly EvalModel[], dataset: Data
     options.onProgress?.({ phase: 'evaluate', done, total: perModel * models.length });
   };
   for (const entry of models) {
-    const result = await runModel(entry, dataset, options, step);
+    const result = await modelScores(entry, dataset, options, step);
     if (!result.ok) return result;
     for (const source of result.value) {
       const bad = source.labels.find((l) => l >= dataset.numClasses || l < 0);
-      if (bad !== undefined) return fail('bad-argument', `${entry.label} scores class ${bad}, outside the dataset's ${dataset.numClasses} classes.`);
+      if (bad !== undefined)
+        return fail(
+          'bad-argument',
+          `${entry.label} scores class ${bad}, outside the dataset's ${dataset.numClasses} classes.`,
+        );
     }
     sources.push(...result.value);
   }
   const covered = new Set(sources.flatMap((s) => s.labels));
   const missing = tasks.flat().find((c) => !covered.has(c));
-  if (missing !== undefined) return fail('bad-argument', `No model output scores class ${missing}; check --tasks.`);
+  if (missing !== undefined)
+    return fail('bad-argument', `No model output scores class ${missing}; check --tasks.`);
   return ok(scoreTasks(sources, dataset.labels, tasks));
 }

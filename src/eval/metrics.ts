@@ -27,19 +27,30 @@ export interface Accuracy {
  *   over all tasks. When there is one source per task (ensemble, multi-head), task t's softmax
  *   uses source t, the model trained on it; otherwise the averaged logits.
  */
-export function scoreTasks(sources: readonly ScoreSource[], labels: Uint8Array, tasks: readonly (readonly number[])[]): Accuracy {
+export function scoreTasks(
+  sources: readonly ScoreSource[],
+  labels: Uint8Array,
+  tasks: readonly (readonly number[])[],
+): Accuracy {
   const count = labels.length;
   const classes = tasks.flat();
   const maxClass = Math.max(...classes, ...sources.flatMap((s) => s.labels));
   // Averaged logit per class over covering sources.
-  const covering: { source: ScoreSource; index: number }[][] = Array.from({ length: maxClass + 1 }, () => []);
-  for (const source of sources) source.labels.forEach((label, index) => covering[label]!.push({ source, index }));
-  const perTaskSource = sources.length === tasks.length && tasks.every((task, t) => task.every((c) => sources[t]!.labels.includes(c)));
+  const covering: { source: ScoreSource; index: number }[][] = Array.from(
+    { length: maxClass + 1 },
+    () => [],
+  );
+  for (const source of sources)
+    source.labels.forEach((label, index) => covering[label]!.push({ source, index }));
+  const perTaskSource =
+    sources.length === tasks.length &&
+    tasks.every((task, t) => task.every((c) => sources[t]!.labels.includes(c)));
   const averaged = (image: number, c: number): number => {
     const list = covering[c]!;
     if (list.length === 0) return -Infinity;
     let sum = 0;
-    for (const { source, index } of list) sum += source.logits[image * source.labels.length + index]!;
+    for (const { source, index } of list)
+      sum += source.logits[image * source.labels.length + index]!;
     return sum / list.length;
   };
   const jointLogit = (image: number, t: number, c: number): number => {

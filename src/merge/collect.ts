@@ -27,14 +27,24 @@ export interface CollectOptions {
 }
 
 /** Selects channels [offset, offset + width) of an [N, C, ...] tensor (a space inside a concat). */
-function sliceChannels(tensor: Tensor<'float32'>, offset: number, width: number): Tensor<'float32'> {
+function sliceChannels(
+  tensor: Tensor<'float32'>,
+  offset: number,
+  width: number,
+): Tensor<'float32'> {
   const [batch, channels] = tensor.dims as [number, number];
   if (offset === 0 && width === channels) return tensor;
   let spatial = 1;
   for (let i = 2; i < tensor.dims.length; i++) spatial *= tensor.dims[i]!;
   const data = new Float32Array(batch * width * spatial);
   for (let n = 0; n < batch; n++) {
-    data.set(tensor.data.subarray((n * channels + offset) * spatial, (n * channels + offset + width) * spatial), n * width * spatial);
+    data.set(
+      tensor.data.subarray(
+        (n * channels + offset) * spatial,
+        (n * channels + offset + width) * spatial,
+      ),
+      n * width * spatial,
+    );
   }
   return { dtype: 'float32', dims: [batch, width, ...tensor.dims.slice(2)], data };
 }
@@ -56,13 +66,19 @@ export async function collectStatistics(
   const momentValues = options.momentValues ?? [];
   const sessions: Session[] = [];
   const kernel = createGramKernel({ threads: options.threads ?? 2 });
-  const covariance = new Map(sites.map((s) => [s.id, new CovarianceAccumulator(numModels, s.width)]));
+  const covariance = new Map(
+    sites.map((s) => [s.id, new CovarianceAccumulator(numModels, s.width)]),
+  );
   const moments = graphs.map(() => new Map<string, ChannelMoments>());
   try {
     for (const [k, graph] of graphs.entries()) {
       const own = (name: string): string => valueMaps[k]!.get(name) ?? name;
-      const captured = [...new Set([...sites.map((s) => own(s.site!.value)), ...momentValues.map(own)])];
-      const session = await createSession(withCapturedOutputs(graph.model, captured), { threads: options.threads ?? 2 });
+      const captured = [
+        ...new Set([...sites.map((s) => own(s.site!.value)), ...momentValues.map(own)]),
+      ];
+      const session = await createSession(withCapturedOutputs(graph.model, captured), {
+        threads: options.threads ?? 2,
+      });
       if (!session.ok) return session;
       sessions.push(session.value);
     }
@@ -71,7 +87,13 @@ export async function collectStatistics(
     for (const batch of data) {
       const outputs: Record<string, Tensor<'float32'>>[] = [];
       for (const [k, session] of sessions.entries()) {
-        const feeds = { [session.inputNames[0] ?? inputName]: { dtype: 'float32' as const, dims: [batch.size, ...inputDims], data: batch.input } };
+        const feeds = {
+          [session.inputNames[0] ?? inputName]: {
+            dtype: 'float32' as const,
+            dims: [batch.size, ...inputDims],
+            data: batch.input,
+          },
+        };
         outputs.push(await session.run(feeds));
         void k;
       }
@@ -81,7 +103,8 @@ export async function collectStatistics(
           return sliceChannels(tensor, space.site!.offset, space.width);
         });
         const added = await accumulateBatch(kernel, covariance.get(space.id)!, activations);
-        if (!added.ok) return fail(added.reason, `Space ${space.id} (${space.site!.value}): ${added.message}`);
+        if (!added.ok)
+          return fail(added.reason, `Space ${space.id} (${space.site!.value}): ${added.message}`);
       }
       for (const value of momentValues) {
         for (let k = 0; k < numModels; k++) {
@@ -99,7 +122,10 @@ export async function collectStatistics(
     }
   } catch (error: unknown) {
     const text = error instanceof Error ? error.message : String(error);
-    return fail('runtime-error', `onnxruntime failed while collecting statistics: ${text.split('\n')[0]}`);
+    return fail(
+      'runtime-error',
+      `onnxruntime failed while collecting statistics: ${text.split('\n')[0]}`,
+    );
   } finally {
     for (const s of sessions) await s.release();
     await kernel.release();

@@ -56,7 +56,10 @@ export interface MergeResult {
 const now = (): number => performance.now() / 1000;
 
 /** Analyses every model and checks that they share one structure. */
-export function analyzeModels(models: readonly Model[], labels: readonly string[]): Result<{ graphs: AnalyzedGraph[]; maps: ReturnType<typeof checkSameStructure> }> {
+export function analyzeModels(
+  models: readonly Model[],
+  labels: readonly string[],
+): Result<{ graphs: AnalyzedGraph[]; maps: ReturnType<typeof checkSameStructure> }> {
   const graphs: AnalyzedGraph[] = [];
   for (const [k, model] of models.entries()) {
     const graph = analyzeGraph(model);
@@ -77,7 +80,8 @@ export async function mergeModels(
   normalization: Normalization,
   options: MergeOptions,
 ): Promise<Result<MergeResult>> {
-  if (models.length < 2) return fail('bad-argument', `Expected at least 2 models to merge, got ${models.length}.`);
+  if (models.length < 2)
+    return fail('bad-argument', `Expected at least 2 models to merge, got ${models.length}.`);
   const analyzed = analyzeModels(models, labels);
   if (!analyzed.ok) return analyzed;
   const { graphs } = analyzed.value;
@@ -95,11 +99,18 @@ export async function mergeModels(
   const momentValues = kind === 'repair' ? mergeable.flatMap((s) => s.producerOutputs) : [];
 
   const t0 = now();
-  const collected = await collectStatistics(graphs, maps.value.values, mergeable, pass.value, inputDims, {
-    threads: options.threads ?? 2,
-    momentValues,
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  const collected = await collectStatistics(
+    graphs,
+    maps.value.values,
+    mergeable,
+    pass.value,
+    inputDims,
+    {
+      threads: options.threads ?? 2,
+      momentValues,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    },
+  );
   if (!collected.ok) return collected;
   const t1 = now();
 
@@ -110,10 +121,24 @@ export async function mergeModels(
     const statistics = collected.value.covariance.get(space.id)!.finalize();
     if (!statistics.ok) return fail(statistics.reason, `Space ${space.id}: ${statistics.message}`);
     correlations.set(space.id, statistics.value.correlation);
-    const matching = matchers[options.method](statistics.value.correlation, models.length, space.width, options.match);
+    const matching = matchers[options.method](
+      statistics.value.correlation,
+      models.length,
+      space.width,
+      options.match,
+    );
     if (!matching.ok) return fail(matching.reason, `Space ${space.id}: ${matching.message}`);
-    transforms.set(space.id, transformFromGroups(matching.value.groups, models.length, space.width));
-    reports.push({ id: space.id, width: space.width, kind: space.kind, crossModelMerges: matching.value.crossModelMerges, sameModelMerges: matching.value.sameModelMerges });
+    transforms.set(
+      space.id,
+      transformFromGroups(matching.value.groups, models.length, space.width),
+    );
+    reports.push({
+      id: space.id,
+      width: space.width,
+      kind: space.kind,
+      crossModelMerges: matching.value.crossModelMerges,
+      sameModelMerges: matching.value.sameModelMerges,
+    });
     options.onProgress?.({ phase: 'matching', done: i + 1, total: mergeable.length });
   }
   const t2 = now();
@@ -125,14 +150,25 @@ export async function mergeModels(
     const graph = analyzeGraph(merged);
     if (!graph.ok) return graph;
     if (kind === 'batchnorm') {
-      const reset = await resetBatchNorm(graph.value, pass.value, inputDims, { threads: options.threads ?? 2, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
-      if (!reset.ok) return reset;
-      merged = reset.value;
-    } else {
-      const repaired = await repairProducers(graph.value, mergeable, transforms, collected.value.moments, pass.value, inputDims, {
+      const reset = await resetBatchNorm(graph.value, pass.value, inputDims, {
         threads: options.threads ?? 2,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
+      if (!reset.ok) return reset;
+      merged = reset.value;
+    } else {
+      const repaired = await repairProducers(
+        graph.value,
+        mergeable,
+        transforms,
+        collected.value.moments,
+        pass.value,
+        inputDims,
+        {
+          threads: options.threads ?? 2,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        },
+      );
       if (!repaired.ok) return repaired;
       merged = repaired.value.model;
     }
@@ -141,7 +177,11 @@ export async function mergeModels(
   merged = {
     ...merged,
     producerName: 'zipit-merge',
-    metadata: { ...merged.metadata, 'zipit.method': options.method, 'zipit.sources': labels.join(',') },
+    metadata: {
+      ...merged.metadata,
+      'zipit.method': options.method,
+      'zipit.sources': labels.join(','),
+    },
   };
   return ok({
     model: merged,

@@ -42,6 +42,8 @@ export async function createSessionFromBytes(
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // Warnings (e.g. unused initializers of correction variants) are not the user's business.
+      logSeverityLevel: 3,
     });
   } catch (error: unknown) {
     return fail('runtime-error', `onnxruntime could not load the model: ${firstLine(error)}`);

@@ -1,0 +1,145 @@
+/** @file `zipit demo` (what `npm start` runs): merge the committed pair with every method, print the table, write the report. */
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
+import { Option } from 'commander';
+import { fail, ok, type Result } from '../errors.js';
+import { loadFashionMnist } from '../data/fashion-mnist.js';
+import { compareMethods } from '../experiment/compare.js';
+import { readModelFile, writeFileAtomic } from '../onnx/files.js';
+import { renderReport } from '../report/html.js';
+import type { ReportData, ReportRow } from '../report/types.js';
+import type { RegisterCommand } from './commands.js';
+import { parseIntOption, progressBar } from './common.js';
+import { mergeData } from './inputs.js';
+
+/** The committed demo pair's description (models/demo/pair.json). */
+interface DemoPair {
+  readonly what: string;
+  readonly tasks: number[][];
+  readonly preprocessing: { mean: number[]; std: number[] };
+  readonly models: string[];
+}
+
+/** models/demo, found from this file in src/cli or dist/cli. */
+function demoDir(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'demo');
+}
+
+function readPair(dir: string): Result<DemoPair> {
+  try {
+    return ok(JSON.parse(readFileSync(join(dir, 'pair.json'), 'utf8')) as DemoPair);
+  } catch (error: unknown) {
+    return fail(
+      'file-not-found',
+      `Cannot read the demo pair ${join(dir, 'pair.json')}: ${String(error)}`,
+    );
+  }
+}
+
+/** The table as fixed-width text. */
+export function formatTable(rows: readonly ReportRow[], taskNames: readonly string[]): string {
+  const header = ['Method', 'Joint', ...taskNames, 'Avg', 'MMACs'];
+  const lines = rows.map((r) => [
+    r.method,
+    pct(r.joint),
+    ...r.tasks.map(pct),
+    pct(r.avg),
+    (r.flops / 1e6).toFixed(1),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
+    '\n',
+  );
+}
+
+function pct(value: number): string {
+  return (100 * value).toFixed(1);
+}
+
+/** Registers `zipit demo`. */
+export const registerDemo: RegisterCommand = (program, io, run) => {
+  program
+    .command('demo')
+    .description('merge the committed demo pair with every method and print the comparison table')
+    .option('--out <dir>', 'folder for the HTML report', 'out')
+    .addOption(
+      new Option('--samples <n>', 'merge images')
+        .default(2000)
+        .argParser(parseIntOption('--samples', 1)),
+    )
+    .addOption(
+      new Option('--threads <n>', 'onnxruntime threads')
+        .default(2)
+        .argParser(parseIntOption('--threads', 1)),
+    )
+    .action((flags: { out: string; samples: number; threads: number }) =>
+      run(async () => {
+        const start = performance.now();
+        const dir = demoDir();
+        const pair = readPair(dir);
+        if (!pair.ok) return pair;
+        const models = [];
+        for (const file of pair.value.models) {
+          const model = readModelFile(join(dir, file));
+          if (!model.ok) return model;
+          models.push(model.value);
+        }
+        const train = loadFashionMnist('train');
+        if (!train.ok) return train;
+        const test = loadFashionMnist('test');
+        if (!test.ok) return test;
+        const data = mergeData(train.value, pair.value.tasks.flat(), flags.samples, 0);
+        if (!data.ok) return data;
+        io.err(
+          `${pair.value.what}\nMerging with ${flags.samples} unlabelled training images; evaluating on the 10,000 test images.`,
+        );
+        const bar = progressBar(io);
+        const result = await compareMethods({
+          models,
+          labels: pair.value.models,
+          tasks: pair.value.tasks,
+          mergeData: data.value,
+          testData: test.value,
+          normalization: pair.value.preprocessing,
+          threads: flags.threads,
+          onProgress: bar.listener,
+        });
+        bar.stop();
+        if (!result.ok) return result;
+        const taskNames = pair.value.tasks.map(
+          (t, i) => `Task ${String.fromCharCode(65 + i)} (${t.join(',')})`,
+        );
+        io.out(formatTable(result.value.rows, taskNames));
+        const zip = result.value.merges.get('ZipIt!');
+        const heatSpace =
+          zip?.spaces.find((s) => s.kind === 'residual') ??
+          zip?.spaces.find((s) => s.kind !== 'fixed');
+        const values = heatSpace ? zip?.correlations.get(heatSpace.id) : undefined;
+        const report: ReportData = {
+          title: 'zipit demo: merging two Fashion-MNIST models without training',
+          subtitle: `${pair.value.what} Merge data: ${flags.samples} training images. Command: npm start.`,
+          tasks: pair.value.tasks.map((classes, i) => ({ name: taskNames[i]!, classes })),
+          rows: result.value.rows,
+          markers: result.value.rows
+            .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
+            .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
+          ...(zip ? { spaces: zip.report.spaces } : {}),
+          ...(heatSpace && values
+            ? {
+                heatmap: { spaceId: heatSpace.id, size: 2 * heatSpace.width, values, numModels: 2 },
+              }
+            : {}),
+        };
+        mkdirSync(flags.out, { recursive: true });
+        const path = resolve(flags.out, 'zipit-demo-report.html');
+        const written = writeFileAtomic(path, renderReport(report));
+        if (!written.ok) return written;
+        io.out(`\nreport: ${path}  (${((performance.now() - start) / 1000).toFixed(0)} s)`);
+        return ok(undefined);
+      }),
+    );
+};

@@ -1,0 +1,65 @@
+/** @file Shared input handling for commands: model files, data specs, tasks, preprocessing. */
+import { fail, ok, type Result } from '../errors.js';
+import { takeBalanced, type Dataset } from '../data/dataset.js';
+import { loadData, parseTasks } from '../data/spec.js';
+import { readModelFile } from '../onnx/files.js';
+import type { Model } from '../onnx/model.js';
+import { resolvePreprocessing } from '../onnx/preprocessing.js';
+
+/** Flags every data-feeding command accepts. */
+export interface PreprocessingFlags {
+  readonly mean?: number[];
+  readonly std?: number[];
+}
+
+/** A model read from disk with its label (the path) and its preprocessing. */
+export interface LoadedModel {
+  readonly path: string;
+  readonly model: Model;
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+/** Reads each model file and resolves its preprocessing (flags win over stored metadata). */
+export function loadModels(
+  paths: readonly string[],
+  flags: PreprocessingFlags,
+): Result<LoadedModel[]> {
+  const loaded: LoadedModel[] = [];
+  for (const path of paths) {
+    const model = readModelFile(path);
+    if (!model.ok) return model;
+    const preprocessing = resolvePreprocessing(model.value, flags, path);
+    if (!preprocessing.ok) return preprocessing;
+    loaded.push({ path, model: model.value, ...preprocessing.value });
+  }
+  return ok(loaded);
+}
+
+/** Loads a data spec. */
+export function loadDataset(spec: string): Result<Dataset> {
+  return loadData(spec);
+}
+
+/** Parses `--tasks` against a dataset, or one task of every class when absent. */
+export function resolveTasks(text: string | undefined, dataset: Dataset): Result<number[][]> {
+  if (text === undefined) return ok([Array.from({ length: dataset.numClasses }, (_, i) => i)]);
+  return parseTasks(text, dataset.numClasses);
+}
+
+/** The merge data: `samples` images drawn evenly from `classes`, seeded. */
+export function mergeData(
+  dataset: Dataset,
+  classes: readonly number[],
+  samples: number,
+  seed: number,
+): Result<Dataset> {
+  if (!Number.isInteger(samples) || samples < 1)
+    return fail('bad-argument', `Expected --samples to be a positive integer, got ${samples}`);
+  return takeBalanced(dataset, classes, Math.min(samples, dataset.count), seed);
+}
+
+/** A fraction as a percentage with one decimal. */
+export function formatPercent(value: number): string {
+  return `${(100 * value).toFixed(1)}%`;
+}

@@ -1,0 +1,148 @@
+/** @file `zipit merge`: zip K models into one ONNX model. */
+import { Option } from 'commander';
+import { fail, ok } from '../errors.js';
+import { parseMatchOptions } from '../match/index.js';
+import { writeModelFile } from '../onnx/files.js';
+import { mergeModels } from '../merge/pipeline.js';
+import type { RegisterCommand } from './commands.js';
+import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
+import { loadDataset, loadModels, mergeData, resolveTasks } from './inputs.js';
+
+interface MergeFlags {
+  method: string;
+  alpha: number;
+  beta: number;
+  data: string;
+  samples: number;
+  tasks?: string;
+  seed: number;
+  out: string;
+  json?: boolean;
+  repair: boolean;
+  mean?: number[];
+  std?: number[];
+  batch: number;
+  threads: number;
+}
+
+/** Registers `zipit merge`. */
+export const registerMerge: RegisterCommand = (program, io, run) => {
+  program
+    .command('merge')
+    .description(
+      'merge K models of one architecture into one (ZipIt!, Permute or weight averaging)',
+    )
+    .argument('<models...>', 'two or more ONNX model files of the same architecture')
+    .requiredOption('--out <file>', 'where to write the merged ONNX model')
+    .option('--method <name>', 'zipit | permute | wavg', 'zipit')
+    .addOption(
+      new Option('--alpha <x>', 'ZipIt! repeated-matching factor in [0, 1]')
+        .default(0.3)
+        .argParser(parseFloatOption('--alpha')),
+    )
+    .addOption(
+      new Option('--beta <x>', 'ZipIt! same-model budget factor in [0, 1]')
+        .default(0.125)
+        .argParser(parseFloatOption('--beta')),
+    )
+    .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
+    .addOption(
+      new Option('--samples <n>', 'merge images, drawn evenly from the classes')
+        .default(5000)
+        .argParser(parseIntOption('--samples', 1)),
+    )
+    .option(
+      '--tasks <sets>',
+      "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
+    )
+    .addOption(
+      new Option('--seed <n>', 'seed of the merge-data draw')
+        .default(0)
+        .argParser(parseIntOption('--seed')),
+    )
+    .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
+    .option('--json', 'print one JSON object on stdout')
+    .option(
+      '--mean <values>',
+      'input mean after /255 (one value or one per channel)',
+      parseNumberList('--mean'),
+    )
+    .option(
+      '--std <values>',
+      'input std after /255 (one value or one per channel)',
+      parseNumberList('--std'),
+    )
+    .addOption(
+      new Option('--batch <n>', 'batch size').default(128).argParser(parseIntOption('--batch', 1)),
+    )
+    .addOption(
+      new Option('--threads <n>', 'onnxruntime threads')
+        .default(2)
+        .argParser(parseIntOption('--threads', 1)),
+    )
+    .action((paths: string[], flags: MergeFlags) =>
+      run(async () => {
+        const start = performance.now();
+        const match = parseMatchOptions({
+          method: flags.method,
+          alpha: flags.alpha,
+          beta: flags.beta,
+        });
+        if (!match.ok) return match;
+        if (paths.length < 2)
+          return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
+        const models = loadModels(paths, flags);
+        if (!models.ok) return models;
+        const dataset = loadDataset(flags.data);
+        if (!dataset.ok) return dataset;
+        const tasks = resolveTasks(flags.tasks, dataset.value);
+        if (!tasks.ok) return tasks;
+        const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
+        if (!data.ok) return data;
+        const loaded = performance.now();
+        const bar = progressBar(io);
+        const first = models.value[0]!;
+        const result = await mergeModels(
+          models.value.map((m) => m.model),
+          models.value.map((m) => m.path),
+          data.value,
+          { mean: first.mean, std: first.std },
+          {
+            method: match.value.method,
+            match: match.value.options,
+            repair: flags.repair,
+            batchSize: flags.batch,
+            threads: flags.threads,
+            onProgress: bar.listener,
+          },
+        );
+        bar.stop();
+        if (!result.ok) return result;
+        const beforeWrite = performance.now();
+        const written = writeModelFile(flags.out, result.value.model, paths);
+        if (!written.ok) return written;
+        const end = performance.now();
+        const report = result.value.report;
+        const seconds = {
+          load: (loaded - start) / 1000,
+          ...report.seconds,
+          write: (end - beforeWrite) / 1000,
+          total: (end - start) / 1000,
+        };
+        if (flags.json) {
+          io.out(JSON.stringify({ ...report, out: flags.out, samples: data.value.count, seconds }));
+        } else {
+          const merges = report.spaces.reduce(
+            (a, s) => [a[0]! + s.crossModelMerges, a[1]! + s.sameModelMerges],
+            [0, 0],
+          );
+          io.out(
+            `merged ${paths.length} models with ${report.method} (alpha ${report.parameters.alpha}, beta ${report.parameters.beta}): ` +
+              `${report.spacesMerged} spaces, ${merges[0]} cross-model and ${merges[1]} same-model merges, correction ${report.correction}; ` +
+              `wrote ${flags.out} in ${seconds.total.toFixed(1)} s`,
+          );
+        }
+        return ok(undefined);
+      }),
+    );
+};

@@ -1,0 +1,116 @@
+/** @file Compares every baseline on one set of K source models: each model, W.Avg, Permute, ZipIt!, the Ensemble. */
+import { fail, ok, type Result } from '../errors.js';
+import type { Dataset, Normalization } from '../data/dataset.js';
+import { modelScores } from '../eval/evaluate.js';
+import { scoreTasks, type ScoreSource } from '../eval/metrics.js';
+import { analyzeGraph } from '../graph/analyze.js';
+import { countMacs } from '../graph/flops.js';
+import type { MatchMethod } from '../match/index.js';
+import { mergeModels, type MergeResult } from '../merge/pipeline.js';
+import type { Model } from '../onnx/model.js';
+import type { ProgressListener } from '../progress.js';
+import type { ReportRow } from '../report/types.js';
+
+/** One merge to run: a display name, the method and its alpha/beta. */
+export interface MethodSpec {
+  readonly name: string;
+  readonly method: MatchMethod;
+  readonly alpha: number;
+  readonly beta: number;
+}
+
+/** The paper's baselines in table order, with the reference's default alpha/beta for ZipIt!. */
+export const DEFAULT_METHODS: readonly MethodSpec[] = [
+  { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
+  { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
+  { name: 'ZipIt!', method: 'zipit', alpha: 0.3, beta: 0.125 },
+];
+
+/** Inputs of a comparison. */
+export interface CompareInput {
+  readonly models: readonly Model[];
+  readonly labels: readonly string[];
+  readonly tasks: readonly (readonly number[])[];
+  readonly mergeData: Dataset;
+  readonly testData: Dataset;
+  readonly normalization: Normalization & { mean: readonly number[]; std: readonly number[] };
+  readonly methods?: readonly MethodSpec[];
+  readonly repair?: boolean;
+  readonly threads?: number;
+  readonly onProgress?: ProgressListener;
+}
+
+/** The table rows and the merges behind them (by method name). */
+export interface CompareOutput {
+  readonly rows: ReportRow[];
+  readonly merges: ReadonlyMap<string, MergeResult>;
+}
+
+function macsOf(model: Model): number {
+  const graph = analyzeGraph(model);
+  return graph.ok ? countMacs(graph.value) : 0;
+}
+
+/** Runs every merge and scores every row on the test data. */
+export async function compareMethods(input: CompareInput): Promise<Result<CompareOutput>> {
+  const { mean, std } = input.normalization;
+  const threads = input.threads ?? 2;
+  const score = async (model: Model, label: string): Promise<Result<ScoreSource[]>> =>
+    modelScores({ model, label, mean, std }, input.testData, { threads });
+  const row = (
+    method: string,
+    sources: ScoreSource[],
+    flops: number,
+    params?: string,
+  ): ReportRow => {
+    const accuracy = scoreTasks(sources, input.testData.labels, input.tasks);
+    return {
+      method,
+      joint: accuracy.joint,
+      tasks: accuracy.tasks,
+      avg: accuracy.avg,
+      flops,
+      ...(params ? { params } : {}),
+    };
+  };
+  const rows: ReportRow[] = [];
+  const sourceScores: ScoreSource[][] = [];
+  for (const [k, model] of input.models.entries()) {
+    const scores = await score(model, input.labels[k]!);
+    if (!scores.ok) return scores;
+    sourceScores.push(scores.value);
+    rows.push(row(`Model ${String.fromCharCode(65 + k)}`, scores.value, macsOf(model)));
+    input.onProgress?.({ phase: 'evaluate', done: k + 1, total: input.models.length });
+  }
+  const merges = new Map<string, MergeResult>();
+  for (const spec of input.methods ?? DEFAULT_METHODS) {
+    const merged = await mergeModels(
+      input.models,
+      input.labels,
+      input.mergeData,
+      input.normalization,
+      {
+        method: spec.method,
+        match: { alpha: spec.alpha, beta: spec.beta },
+        repair: input.repair ?? true,
+        threads,
+        ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+      },
+    );
+    if (!merged.ok) return fail(merged.reason, `${spec.name}: ${merged.message}`);
+    merges.set(spec.name, merged.value);
+    const scores = await score(merged.value.model, spec.name);
+    if (!scores.ok) return scores;
+    rows.push(
+      row(
+        spec.name,
+        scores.value,
+        macsOf(merged.value.model),
+        spec.method === 'zipit' ? `alpha ${spec.alpha}, beta ${spec.beta}` : undefined,
+      ),
+    );
+  }
+  const ensembleMacs = input.models.reduce((sum, m) => sum + macsOf(m), 0);
+  rows.push(row('Ensemble', sourceScores.flat(), ensembleMacs));
+  return ok({ rows, merges });
+}

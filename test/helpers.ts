@@ -1,0 +1,85 @@
+/** @file Shared test helpers: fixture paths, zoo models, running a model on a batch. */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readModelFile } from '../src/onnx/files.js';
+import type { Model } from '../src/onnx/model.js';
+import { float32Tensor } from '../src/onnx/tensor.js';
+import { createSession } from '../src/runtime/session.js';
+import { buildZooModel, type Architecture } from '../src/zoo/architectures.js';
+
+/** The repository's test folder. */
+export const TEST_DIR = dirname(fileURLToPath(import.meta.url));
+/** The PyTorch fixtures copied from shared/fixtures. */
+export const TORCH_DIR = join(TEST_DIR, 'fixtures', 'torch-fmnist');
+
+/** One pair of the PyTorch fixtures' manifest. */
+export interface FixturePair {
+  name: string;
+  dir: string;
+  classes_a: number[];
+  classes_b: number[];
+  model_a: { joint: number; task0: number; task1: number };
+  model_b: { joint: number; task0: number; task1: number };
+  ensemble: { joint: number; task0: number; task1: number };
+  first8_test_labels: number[];
+  first8_logits_a: number[][];
+  first8_logits_b: number[][];
+}
+
+/** The manifest's pairs. */
+export function fixturePairs(): FixturePair[] {
+  return (
+    JSON.parse(readFileSync(join(TORCH_DIR, 'manifest.json'), 'utf8')) as { pairs: FixturePair[] }
+  ).pairs;
+}
+
+/** Reads a fixture model or throws. */
+export function fixtureModel(dir: string, which: 'a' | 'b'): Model {
+  const model = readModelFile(join(TORCH_DIR, dir, `${which}.onnx`));
+  if (!model.ok) throw new Error(model.message);
+  return model.value;
+}
+
+/** A freshly initialised zoo model on 1x28x28 inputs with a 10-way head. */
+export function zooModel(arch: Architecture, seed = 1, width = 1): Model {
+  const model = buildZooModel({
+    arch,
+    width,
+    seed,
+    inputShape: [1, 28, 28],
+    classLabels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    preprocessing: { mean: [0.286], std: [0.353] },
+  });
+  if (!model.ok) throw new Error(model.message);
+  return model.value;
+}
+
+/** A deterministic input batch [n, 1, 28, 28]. */
+export function probeInput(n = 8): Float32Array {
+  const data = new Float32Array(n * 28 * 28);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) + 0.5 * Math.cos(i * 0.011);
+  return data;
+}
+
+/** Runs a model on `input` and returns its outputs by name. */
+export async function runModel(
+  model: Model,
+  input: Float32Array,
+  n = 8,
+): Promise<Record<string, Float32Array>> {
+  const session = await createSession(model);
+  if (!session.ok) throw new Error(session.message);
+  const name = session.value.inputNames[0]!;
+  const outputs = await session.value.run({ [name]: float32Tensor([n, 1, 28, 28], input) });
+  await session.value.release();
+  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.data]));
+}
+
+/** Largest absolute difference of two arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
