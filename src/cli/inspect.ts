@@ -1,7 +1,9 @@
-/** @file `zipit inspect`: the feature spaces of a model, in graph order. */
+/** @file `zipit inspect`: the feature spaces of a model in graph order, and its stop points. */
 import { ok } from '../errors.js';
 import { analyzeGraph } from '../graph/analyze.js';
+import { countMacs } from '../graph/flops.js';
 import { analyzeSpaces } from '../graph/spaces.js';
+import { findStopPoints } from '../merge/stop-points.js';
 import { readModelFile } from '../onnx/files.js';
 import type { RegisterCommand } from './commands.js';
 
@@ -9,7 +11,9 @@ import type { RegisterCommand } from './commands.js';
 export const registerInspect: RegisterCommand = (program, io, run) => {
   program
     .command('inspect')
-    .description('list the feature spaces zipit derives from a model')
+    .description(
+      'list the feature spaces zipit derives from a model, and where --stop-at may cut it',
+    )
     .argument('<model>', 'an ONNX model file')
     .option('--json', 'print one JSON object on stdout')
     .action((path: string, flags: { json?: boolean }) =>
@@ -30,19 +34,31 @@ export const registerInspect: RegisterCommand = (program, io, run) => {
           parameters: s.parameters,
           site: s.site?.value ?? null,
         }));
+        // FLOPs of a two-model multi-head result: the trunk once, then one head per model.
+        const stopPoints = findStopPoints(graph.value, spaces.value).map((p) => ({
+          id: p.id,
+          space: p.space,
+          zipped: p.zipped,
+          total: p.total,
+          flops: p.trunkMacs + 2 * p.headMacs,
+        }));
+        const macs = countMacs(graph.value);
+        const nodes = graph.value.model.graph.nodes.length;
         if (flags.json) {
           io.out(
             JSON.stringify({
               model: path,
-              nodes: graph.value.model.graph.nodes.length,
+              nodes,
+              macs,
               spaces: list,
               concats: spaces.value.concats,
+              stopPoints,
             }),
           );
           return ok(undefined);
         }
         io.out(
-          `${path}: ${graph.value.model.graph.nodes.length} nodes, ${list.length} feature spaces`,
+          `${path}: ${nodes} nodes, ${(macs / 1e6).toFixed(1)}M MACs per image, ${list.length} feature spaces`,
         );
         for (const s of list) {
           const kind = s.kind === 'fixed' ? `fixed (${s.fixedBy})` : s.kind;
@@ -55,6 +71,12 @@ export const registerInspect: RegisterCommand = (program, io, run) => {
         }
         for (const c of spaces.value.concats)
           io.out(`  concat ${c.node}: spaces ${c.parts.join(' + ')}`);
+        io.out('stop points for --stop-at (MACs per image of a two-model multi-head merge):');
+        for (const p of stopPoints) {
+          io.out(
+            `  ${p.id}  space ${p.space}  zipped ${p.zipped}/${p.total}  ${(p.flops / 1e6).toFixed(1)}M MACs`,
+          );
+        }
         return ok(undefined);
       }),
     );

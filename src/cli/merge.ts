@@ -19,6 +19,7 @@ interface MergeFlags {
   out: string;
   json?: boolean;
   repair: boolean;
+  stopAt?: string;
   mean?: number[];
   std?: number[];
   batch: number;
@@ -59,6 +60,10 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       new Option('--seed <n>', 'seed of the merge-data draw')
         .default(0)
         .argParser(parseIntOption('--seed')),
+    )
+    .option(
+      '--stop-at <point>',
+      "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
     )
     .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
     .option('--json', 'print one JSON object on stdout')
@@ -111,6 +116,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             method: match.value.method,
             match: match.value.options,
             repair: flags.repair,
+            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
             batchSize: flags.batch,
             threads: flags.threads,
             onProgress: bar.listener,
@@ -138,7 +144,10 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           );
           io.out(
             `merged ${paths.length} models with ${report.method} (alpha ${report.parameters.alpha}, beta ${report.parameters.beta}): ` +
-              `${report.spacesMerged} spaces, ${merges[0]} cross-model and ${merges[1]} same-model merges, correction ${report.correction}; ` +
+              `${report.spacesMerged} spaces, ${merges[0]} cross-model and ${merges[1]} same-model merges, correction ${report.correction}` +
+              (report.stopAt
+                ? `, zipped ${report.stopAt.zipped}/${report.stopAt.total} layers (stop at ${report.stopAt.id}); `
+                : '; ') +
               `wrote ${flags.out} in ${seconds.total.toFixed(1)} s`,
           );
         }

@@ -3,6 +3,7 @@ import { fail, ok, type Result } from '../errors.js';
 import { batches, checkImageShape, type Dataset } from '../data/dataset.js';
 import type { Model } from '../onnx/model.js';
 import { storedClassLabels } from '../onnx/preprocessing.js';
+import { SCORE_OUTPUTS_KEY } from '../merge/multi-head.js';
 import type { ProgressListener } from '../progress.js';
 import { createSession } from '../runtime/session.js';
 import { scoreTasks, type Accuracy, type ScoreSource } from './metrics.js';
@@ -48,8 +49,14 @@ export async function modelScores(
   const session = await createSession(entry.model, { threads: options.threads ?? 2 });
   if (!session.ok) return fail(session.reason, `${entry.label}: ${session.message}`);
   const input = session.value.inputNames[0]!;
-  const outputs = session.value.outputNames;
-  const stored = storedClassLabels(entry.model);
+  // A multi-head model lists the outputs to score (its heads); its combined output is for users.
+  const scored = entry.model.metadata[SCORE_OUTPUTS_KEY]?.split(',').filter((name) => name !== '');
+  const outputs = scored && scored.length > 0 ? scored : session.value.outputNames;
+  const allLabels = storedClassLabels(entry.model);
+  const graphOutputs = entry.model.graph.outputs.map((o) => o.name);
+  const stored = allLabels
+    ? outputs.map((name) => allLabels[graphOutputs.indexOf(name)])
+    : undefined;
   const chunks: Float32Array[][] = outputs.map(() => []);
   const widths: number[] = outputs.map(() => 0);
   const data = batches(dataset, {

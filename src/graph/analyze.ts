@@ -22,11 +22,21 @@ export interface AnalyzedGraph {
 /** The symbolic name used for a dynamic batch dimension. */
 export const BATCH = 'N';
 
-/** Turns Constant nodes into initializers (PyTorch emits them for shape arithmetic). */
+/**
+ * Turns Constant nodes into initializers (PyTorch emits them for shape arithmetic), and
+ * Identity nodes of an initializer into a second initializer holding the same tensor:
+ * PyTorch writes `onnx::Conv_123 = Identity(weight)` when it deduplicates parameters, and
+ * every weight rule needs its weight as an initializer.
+ */
 function liftConstants(model: Model): Result<Model> {
   const initializers = new Map(model.graph.initializers);
   const nodes: Node[] = [];
   for (const node of model.graph.nodes) {
+    const aliased = node.opType === 'Identity' ? initializers.get(node.inputs[0] ?? '') : undefined;
+    if (aliased !== undefined && node.outputs[0] !== undefined) {
+      initializers.set(node.outputs[0], aliased);
+      continue;
+    }
     if (node.opType !== 'Constant') {
       nodes.push(node);
       continue;

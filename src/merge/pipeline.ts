@@ -6,10 +6,19 @@ import { analyzeSpaces, type FeatureSpace } from '../graph/spaces.js';
 import { matchers, type MatchMethod } from '../match/index.js';
 import type { MatchOptions } from '../match/types.js';
 import type { Model } from '../onnx/model.js';
+import { storedClassLabels } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
 import { collectStatistics } from './collect.js';
-import { correctionKind, repairProducers, resetBatchNorm } from './repair.js';
+import {
+  correctionKind,
+  mergedTargets,
+  repairProducers,
+  resetBatchNorm,
+  sourceTarget,
+} from './repair.js';
+import { buildMultiHead } from './multi-head.js';
+import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
 import { checkSameStructure } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
 
@@ -22,6 +31,12 @@ export interface MergeOptions {
   readonly batchSize?: number;
   readonly threads?: number;
   readonly onProgress?: ProgressListener;
+  /**
+   * Partial zipping: zip up to this stop point (a node name, space id or fraction of the weight
+   * layers; see stop-points.ts) and give each model its own head. Models whose heads score
+   * different classes are always merged this way, at the deepest stop point by default.
+   */
+  readonly stopAt?: string;
 }
 
 /** Per space, what the matcher did. */
@@ -41,6 +56,13 @@ export interface MergeReport {
   readonly spacesMerged: number;
   readonly spaces: readonly SpaceReport[];
   readonly correction: 'batchnorm' | 'repair' | 'none';
+  /** Where the trunk ends for partial zipping (absent for a full zip). */
+  readonly stopAt?: {
+    readonly id: string;
+    readonly space: number;
+    readonly zipped: number;
+    readonly total: number;
+  };
   readonly seconds: { statistics: number; matching: number; apply: number; repair: number };
 }
 
@@ -55,18 +77,24 @@ export interface MergeResult {
 
 const now = (): number => performance.now() / 1000;
 
-/** Analyses every model and checks that they share one structure. */
+/** Analyses every model. */
 export function analyzeModels(
   models: readonly Model[],
   labels: readonly string[],
-): Result<{ graphs: AnalyzedGraph[]; maps: ReturnType<typeof checkSameStructure> }> {
+): Result<AnalyzedGraph[]> {
   const graphs: AnalyzedGraph[] = [];
   for (const [k, model] of models.entries()) {
     const graph = analyzeGraph(model);
     if (!graph.ok) return fail(graph.reason, `${labels[k]}: ${graph.message}`);
     graphs.push(graph.value);
   }
-  return ok({ graphs, maps: checkSameStructure(graphs, labels) });
+  return ok(graphs);
+}
+
+/** True when the models' heads score different classes (disjoint heads): they cannot be zipped together. */
+function headsDiffer(models: readonly Model[]): boolean {
+  const labels = models.map((m) => JSON.stringify(storedClassLabels(m) ?? null));
+  return labels.some((l) => l !== labels[0]);
 }
 
 /**
@@ -84,19 +112,63 @@ export async function mergeModels(
     return fail('bad-argument', `Expected at least 2 models to merge, got ${models.length}.`);
   const analyzed = analyzeModels(models, labels);
   if (!analyzed.ok) return analyzed;
-  const { graphs } = analyzed.value;
-  const maps = analyzed.value.maps;
-  if (!maps.ok) return maps;
+  const graphs = analyzed.value;
   const spaces = analyzeSpaces(graphs[0]!);
   if (!spaces.ok) return spaces;
-  const mergeable = spaces.value.spaces.filter((s) => s.kind !== 'fixed');
+  let stop: StopPoint | undefined;
+  if (options.stopAt !== undefined || headsDiffer(models)) {
+    const points = findStopPoints(graphs[0]!, spaces.value);
+    if (options.stopAt !== undefined) {
+      const resolved = resolveStopPoint(points, options.stopAt);
+      if (!resolved.ok) return resolved;
+      stop = resolved.value;
+    } else {
+      stop = points[points.length - 1];
+      if (stop === undefined)
+        return fail(
+          'unsupported-model',
+          'The models score different classes but have no point where one head per model could start.',
+        );
+    }
+  }
+  const maps = checkSameStructure(graphs, labels, stop ? stop.position + 1 : undefined);
+  if (!maps.ok) return maps;
+  const position = new Map(graphs[0]!.model.graph.nodes.map((n, i) => [n.name, i]));
+  // With a stop point only the trunk's spaces are merged. The cut's space may go on in the heads
+  // (a residual stream cut mid-stage): it is measured at the cut, the only point the trunk has.
+  const inTrunk = (s: FeatureSpace): boolean =>
+    stop === undefined || s.producers.some((p) => (position.get(p) ?? Infinity) <= stop.position);
+  const mergeable = spaces.value.spaces
+    .filter((s) => s.kind !== 'fixed' && inTrunk(s))
+    .map((s) =>
+      stop !== undefined && s.id === stop.space
+        ? {
+            ...s,
+            site: { value: stop.value, offset: 0 },
+            producerOutputs: s.producerOutputs.filter(
+              (v) =>
+                (position.get(graphs[0]!.producer.get(v)?.name ?? '') ?? Infinity) <= stop.position,
+            ),
+          }
+        : s,
+    );
   const inputDims = [data.channels, data.height, data.width];
   const batchSize = options.batchSize ?? 128;
   const pass = batches(data, { batchSize, normalization });
   if (!pass.ok) return pass;
   const repair = options.repair ?? true;
   const kind = repair ? correctionKind(graphs[0]!) : 'none';
-  const momentValues = kind === 'repair' ? mergeable.flatMap((s) => s.producerOutputs) : [];
+  // REPAIR needs each source's statistics at every producer it will correct: the merged spaces'
+  // producers and, with heads, every weight op after the cut (a head's target is its own source).
+  const headProducers =
+    stop === undefined
+      ? []
+      : graphs[0]!.model.graph.nodes
+          .slice(stop.position + 1)
+          .filter((n) => graphs[0]!.roles.get(n.name) === 'weight')
+          .map((n) => n.outputs[0]!);
+  const momentValues =
+    kind === 'repair' ? [...mergeable.flatMap((s) => s.producerOutputs), ...headProducers] : [];
 
   const t0 = now();
   const collected = await collectStatistics(
@@ -144,6 +216,15 @@ export async function mergeModels(
   const t2 = now();
 
   let merged = applyTransforms(graphs, maps.value.initializers, spaces.value, transforms);
+  if (stop !== undefined)
+    merged = buildMultiHead(
+      merged,
+      graphs,
+      labels,
+      maps.value.values,
+      stop,
+      transforms.get(stop.space)!.columns,
+    );
   const t3 = now();
 
   if (kind !== 'none') {
@@ -157,18 +238,22 @@ export async function mergeModels(
       if (!reset.ok) return reset;
       merged = reset.value;
     } else {
-      const repaired = await repairProducers(
-        graph.value,
-        mergeable,
-        transforms,
-        collected.value.moments,
-        pass.value,
-        inputDims,
-        {
-          threads: options.threads ?? 2,
-          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        },
+      const targets = mergeable.flatMap((s) =>
+        mergedTargets(s, transforms.get(s.id)!, collected.value.moments),
       );
+      for (const value of headProducers) {
+        for (let k = 0; k < models.length; k++) {
+          const moments = collected.value.moments[k]!.get(value);
+          if (moments !== undefined)
+            targets.push(
+              sourceTarget(`h${k}/${maps.value.values[k]!.get(value) ?? value}`, moments),
+            );
+        }
+      }
+      const repaired = await repairProducers(graph.value, targets, pass.value, inputDims, {
+        threads: options.threads ?? 2,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
       if (!repaired.ok) return repaired;
       merged = repaired.value.model;
     }
@@ -194,6 +279,9 @@ export async function mergeModels(
       spacesMerged: mergeable.length,
       spaces: reports,
       correction: kind,
+      ...(stop
+        ? { stopAt: { id: stop.id, space: stop.space, zipped: stop.zipped, total: stop.total } }
+        : {}),
       seconds: { statistics: t1 - t0, matching: t2 - t1, apply: t3 - t2, repair: t4 - t3 },
     },
   });

@@ -259,17 +259,48 @@ function targetMoments(
   return { mean, std };
 }
 
+/** What REPAIR brings one producer's output to: per-channel mean and std. */
+export interface RepairTarget {
+  /** The producer's output value in the merged model. */
+  readonly value: string;
+  readonly mean: Float32Array;
+  readonly std: Float32Array;
+}
+
 /**
- * REPAIR (Jordan et al. 2023) for models without BatchNormalization nodes: for every merged
- * space, each producer's output is brought to the merge-weighted average of its sources' mean
- * and std, measured layer by layer in one pass (batch statistics, like a BN reset), then the
- * per-channel affine map is folded into the producer's rows and bias.
+ * The targets of a merged space's producers: the merge-weighted average of the sources'
+ * statistics (`sourceMoments[k]` keyed by the same value names).
+ */
+export function mergedTargets(
+  space: FeatureSpace,
+  transform: SpaceTransform,
+  sourceMoments: readonly ReadonlyMap<string, ChannelMoments>[],
+  values: readonly string[] = space.producerOutputs,
+): RepairTarget[] {
+  const targets: RepairTarget[] = [];
+  for (const value of values) {
+    const sources = sourceMoments.map((m) => m.get(value));
+    if (sources.some((s) => s === undefined)) continue;
+    targets.push({ value, ...targetMoments(transform, sources as ChannelMoments[]) });
+  }
+  return targets;
+}
+
+/** The target of an unmerged producer (a head's): its own source's statistics. */
+export function sourceTarget(value: string, moments: ChannelMoments): RepairTarget {
+  const { mean, variance } = moments.finalize();
+  return { value, mean: Float32Array.from(mean), std: Float32Array.from(variance, Math.sqrt) };
+}
+
+/**
+ * REPAIR (Jordan et al. 2023) for models without BatchNormalization nodes: each target
+ * producer's output is brought to its target mean and std, measured layer by layer in one pass
+ * (batch statistics, like a BN reset), then the per-channel affine map is folded into the
+ * producer's rows and bias. Producers that are not Conv or Gemm are left alone.
  */
 export async function repairProducers(
   merged: AnalyzedGraph,
-  spaces: readonly FeatureSpace[],
-  transforms: ReadonlyMap<number, SpaceTransform>,
-  sourceMoments: readonly ReadonlyMap<string, ChannelMoments>[],
+  targets: readonly RepairTarget[],
   data: Batches,
   inputDims: readonly number[],
   options: RepairOptions = {},
@@ -277,26 +308,19 @@ export async function repairProducers(
   const model = merged.model;
   const producers = new Map(model.graph.nodes.map((n) => [n.outputs[0]!, n]));
   const points: (NormPoint & { node: Node })[] = [];
-  for (const space of spaces) {
-    const transform = transforms.get(space.id);
-    if (transform === undefined) continue;
-    for (const value of space.producerOutputs) {
-      const node = producers.get(value);
-      const sources = sourceMoments.map((m) => m.get(value));
-      if (node === undefined || sources.some((s) => s === undefined) || node.opType === 'MatMul')
-        continue;
-      const target = targetMoments(transform, sources as ChannelMoments[]);
-      points.push({
-        node,
-        input: `${value}/zipit_raw`,
-        output: value,
-        gamma: target.std,
-        beta: target.mean,
-        epsilon: 1e-5,
-        rank: merged.states.get(value)?.shape.length ?? 4,
-        positions: spatialPositions(merged, value),
-      });
-    }
+  for (const target of targets) {
+    const node = producers.get(target.value);
+    if (node === undefined || (node.opType !== 'Conv' && node.opType !== 'Gemm')) continue;
+    points.push({
+      node,
+      input: `${target.value}/zipit_raw`,
+      output: target.value,
+      gamma: target.std,
+      beta: target.mean,
+      epsilon: 1e-5,
+      rank: merged.states.get(target.value)?.shape.length ?? 4,
+      positions: spatialPositions(merged, target.value),
+    });
   }
   if (points.length === 0) return ok({ model, corrected: 0 });
   // NOTE: one pass measures every producer with everything upstream already normalised to its

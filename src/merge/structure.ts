@@ -21,12 +21,14 @@ function attributesText(attributes: object): string {
 
 /**
  * Checks that every model has model 0's structure (node by node in topological order: op,
- * attributes, wiring, weight shapes; the input shapes) and returns the initializer maps.
+ * attributes, wiring, weight shapes; the input shapes), for the first `limit` nodes when given,
+ * and returns the name maps.
  * Fails with 'structure-mismatch' naming the first difference.
  */
 export function checkSameStructure(
   graphs: readonly AnalyzedGraph[],
   labels: readonly string[],
+  limit?: number,
 ): Result<StructureMaps> {
   const reference = graphs[0]!;
   const refNodes = reference.model.graph.nodes;
@@ -56,7 +58,8 @@ export function checkSameStructure(
     const valueMap = new Map<string, string>(
       inputs.map((input, i) => [input.name, refInputs[i]!.name]),
     );
-    const count = Math.min(nodes.length, refNodes.length);
+    // With a limit (partial zipping) only the shared trunk must agree; the heads are each model's own.
+    const count = Math.min(nodes.length, refNodes.length, limit ?? Infinity);
     for (let i = 0; i < count; i++) {
       const a = refNodes[i]!;
       const b = nodes[i]!;
@@ -93,7 +96,7 @@ export function checkSameStructure(
       }
       b.outputs.forEach((o, j) => valueMap.set(o, a.outputs[j]!));
     }
-    if (nodes.length !== refNodes.length)
+    if (limit === undefined && nodes.length !== refNodes.length)
       return fail(
         'structure-mismatch',
         `${where}: ${nodes.length} nodes vs ${refNodes.length} (first ${count} agree).`,

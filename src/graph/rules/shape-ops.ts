@@ -37,8 +37,17 @@ function shapeOp(ctx: RuleContext): Result<ValueState[]> {
 function gather(ctx: RuleContext): Result<ValueState[]> {
   const data = knownOf(ctx, 0);
   const indices = knownOf(ctx, 1);
-  if (data === undefined || indices === undefined || intAttr(ctx.node, 'axis', 0) !== 0) {
-    return shapeFailure(ctx.node, 'Gather is supported on shape values only.');
+  const axis = intAttr(ctx.node, 'axis', 0);
+  if (data === undefined && indices !== undefined && axis === 1 && ctx.inputs[0] !== undefined) {
+    // A channel selection on an activation (a multi-head model's unmerge).
+    const shape = ctx.inputs[0].shape;
+    return ok([{ shape: [shape[0] ?? null, ...(ctx.inputs[1]?.shape ?? []), ...shape.slice(2)] }]);
+  }
+  if (data === undefined || indices === undefined || axis !== 0) {
+    return shapeFailure(
+      ctx.node,
+      'Gather is supported on shape values and on activation channels (axis 1) only.',
+    );
   }
   const picked = indices.map((i) => data[normalizeAxis(Number(i), data.length)] ?? 0);
   const scalar = (ctx.inputs[1]?.shape.length ?? 1) === 0;
@@ -125,6 +134,16 @@ export function reshapeTarget(
   // Symbolic dims (the batch) must pass through unchanged; they cancel from both sides.
   const symbolsIn = input.filter((d) => typeof d === 'string');
   const symbolsOut = dims.filter((d) => typeof d === 'string');
+  if (!input.includes(null) && symbolsIn.length === 1 && symbolsOut.length === 0) {
+    // `x.view(-1, C*H*W)` exports as the constant [-1, C*H*W]: when the static dims agree
+    // on both sides, the -1 is exactly the one symbolic dim (the batch).
+    const staticIn = staticSize(input.filter((d) => typeof d === 'number'))!;
+    const staticOut = staticSize(dims.filter((d, i) => i !== inferred && typeof d === 'number'))!;
+    if (staticIn === staticOut) {
+      dims[inferred] = symbolsIn[0]!;
+      return dims;
+    }
+  }
   if (
     input.includes(null) ||
     symbolsIn.length !== symbolsOut.length ||
@@ -181,7 +200,11 @@ function reshapeRole(ctx: RuleContext): 'flatten' | 'per-channel' | 'barrier' | 
 
 /** Shape, Gather, Cast, Slice on shapes: folded, never merged. */
 export const shapeRule: OpRule = { role: 'shape', inferShape: shapeOp };
-export const gatherRule: OpRule = { role: 'shape', inferShape: gather };
+/** Gather: of shape values (folded), or a constant channel selection of an activation, which merging cannot follow. */
+export const gatherRule: OpRule = {
+  role: (ctx) => (ctx.inputs[0]?.known ? 'shape' : 'barrier'),
+  inferShape: gather,
+};
 export const castRule: OpRule = {
   role: (ctx) => (ctx.inputs[0]?.known ? 'shape' : 'per-channel'),
   inferShape: passKnown,
