@@ -1,8 +1,9 @@
 /** @file `zipit merge`: zip K models into one ONNX model. */
+import { totalmem } from 'node:os';
 import { Option } from 'commander';
 import { fail, ok } from '../errors.js';
 import { parseMatchOptions } from '../match/index.js';
-import { writeModelFile } from '../onnx/files.js';
+import { checkOutputPath, writeModelFile } from '../onnx/files.js';
 import { mergeModels } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
 import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
@@ -20,6 +21,7 @@ interface MergeFlags {
   json?: boolean;
   repair: boolean;
   stopAt?: string;
+  maxMemory: number;
   mean?: number[];
   std?: number[];
   batch: number;
@@ -65,6 +67,11 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       '--stop-at <point>',
       "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
     )
+    .addOption(
+      new Option('--max-memory <GiB>', 'refuse merges whose statistics would need more memory')
+        .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
+        .argParser(parseFloatOption('--max-memory')),
+    )
     .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
     .option('--json', 'print one JSON object on stdout')
     .option(
@@ -96,6 +103,8 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         if (!match.ok) return match;
         if (paths.length < 2)
           return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
+        const writable = checkOutputPath(flags.out, paths);
+        if (!writable.ok) return writable;
         const models = loadModels(paths, flags);
         if (!models.ok) return models;
         const dataset = loadDataset(flags.data);
@@ -117,6 +126,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             match: match.value.options,
             repair: flags.repair,
             ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+            memoryLimit: flags.maxMemory * 2 ** 30,
             batchSize: flags.batch,
             threads: flags.threads,
             onProgress: bar.listener,

@@ -34,6 +34,12 @@ export function modelImageShape(
   return { channels: c, height: h, width: w };
 }
 
+/** The batch size a model's input fixes (an export without a dynamic batch axis), if any. */
+export function staticBatch(model: Model): number | undefined {
+  const first = model.graph.inputs[0]?.shape?.[0];
+  return typeof first === 'number' && first > 0 ? first : undefined;
+}
+
 /** The score sources of one model on `dataset`: each graph output with its class labels (stored, or 0..n-1). */
 export async function modelScores(
   entry: EvalModel,
@@ -60,7 +66,7 @@ export async function modelScores(
   const chunks: Float32Array[][] = outputs.map(() => []);
   const widths: number[] = outputs.map(() => 0);
   const data = batches(dataset, {
-    batchSize: options.batchSize ?? 256,
+    batchSize: staticBatch(entry.model) ?? options.batchSize ?? 256,
     normalization: { mean: entry.mean, std: entry.std },
   });
   if (!data.ok) return data;

@@ -9,7 +9,7 @@ import type { MatchMethod } from '../match/index.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import type { Model } from '../onnx/model.js';
 import type { ProgressListener } from '../progress.js';
-import type { ReportRow } from '../report/types.js';
+import type { CurvePoint, ReportRow } from '../report/types.js';
 
 /** One merge to run: a display name, the method and its alpha/beta. */
 export interface MethodSpec {
@@ -38,12 +38,16 @@ export interface CompareInput {
   readonly repair?: boolean;
   readonly threads?: number;
   readonly onProgress?: ProgressListener;
+  /** Partial zipping with ZipIt! (the last method's alpha/beta) at these stop points (ids). */
+  readonly stopPoints?: readonly string[];
 }
 
 /** The table rows and the merges behind them (by method name). */
 export interface CompareOutput {
   readonly rows: ReportRow[];
   readonly merges: ReadonlyMap<string, MergeResult>;
+  /** The partial-zipping rows as curve points (empty without stop points). */
+  readonly curve: CurvePoint[];
 }
 
 function macsOf(model: Model): number {
@@ -83,7 +87,14 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
     input.onProgress?.({ phase: 'evaluate', done: k + 1, total: input.models.length });
   }
   const merges = new Map<string, MergeResult>();
-  for (const spec of input.methods ?? DEFAULT_METHODS) {
+  const methods = input.methods ?? DEFAULT_METHODS;
+  const zip = [...methods].reverse().find((m) => m.method === 'zipit');
+  const runs: { spec: MethodSpec; stopAt?: string }[] = [
+    ...methods.map((spec) => ({ spec })),
+    ...(zip ? (input.stopPoints ?? []).map((stopAt) => ({ spec: zip, stopAt })) : []),
+  ];
+  const curve: CurvePoint[] = [];
+  for (const { spec, stopAt } of runs) {
     const merged = await mergeModels(
       input.models,
       input.labels,
@@ -94,23 +105,31 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         match: { alpha: spec.alpha, beta: spec.beta },
         repair: input.repair ?? true,
         threads,
+        ...(stopAt !== undefined ? { stopAt } : {}),
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),
       },
     );
     if (!merged.ok) return fail(merged.reason, `${spec.name}: ${merged.message}`);
-    merges.set(spec.name, merged.value);
-    const scores = await score(merged.value.model, spec.name);
+    const at = merged.value.report.stopAt;
+    // The paper's naming: ZipIt!a/b zips a of b weight layers.
+    const name = at ? `${spec.name}${at.zipped}/${at.total}` : spec.name;
+    merges.set(name, merged.value);
+    const scores = await score(merged.value.model, name);
     if (!scores.ok) return scores;
-    rows.push(
-      row(
-        spec.name,
-        scores.value,
-        macsOf(merged.value.model),
-        spec.method === 'zipit' ? `alpha ${spec.alpha}, beta ${spec.beta}` : undefined,
-      ),
-    );
+    const params = spec.method === 'zipit' ? `alpha ${spec.alpha}, beta ${spec.beta}` : undefined;
+    const result = row(name, scores.value, macsOf(merged.value.model), params);
+    rows.push(result);
+    if (at)
+      curve.push({
+        label: `${at.zipped}/${at.total}`,
+        zipped: at.zipped,
+        total: at.total,
+        joint: result.joint,
+        avg: result.avg,
+        flops: result.flops,
+      });
   }
   const ensembleMacs = input.models.reduce((sum, m) => sum + macsOf(m), 0);
   rows.push(row('Ensemble', sourceScores.flat(), ensembleMacs));
-  return ok({ rows, merges });
+  return ok({ rows, merges, curve });
 }

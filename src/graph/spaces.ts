@@ -292,6 +292,26 @@ export function analyzeSpaces(graph: AnalyzedGraph): Result<SpaceAnalysis> {
         break;
     }
   }
+  // A weight shared by several nodes (tied weights) must be transformed once: the spaces it
+  // binds on the same axis are one space, and one binding of each kind is enough.
+  const seen = new Map<string, ParamBinding>();
+  const unique: ParamBinding[] = [];
+  for (const binding of bindings) {
+    const key = `${binding.initializer}|${binding.axis}|${binding.role}`;
+    const first = seen.get(key);
+    if (first === undefined) {
+      seen.set(key, binding);
+      unique.push(binding);
+    } else if (first.segments.length === binding.segments.length) {
+      first.segments.forEach((s, j) => uf.union(s.space, binding.segments[j]!.space));
+    } else {
+      return fail(
+        'unsupported-model',
+        `Weight '${binding.initializer}' is shared by nodes whose channels do not line up.`,
+      );
+    }
+  }
+  bindings.splice(0, bindings.length, ...unique);
   for (const output of graph.model.graph.outputs)
     fix(layouts.get(output.name), `graph output '${output.name}'`);
 

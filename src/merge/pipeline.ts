@@ -1,11 +1,12 @@
 /** @file The merge pipeline: analyse K models, collect statistics, match each space, zip the weights, correct statistics. */
 import { fail, ok, type Result } from '../errors.js';
-import { batches, type Dataset, type Normalization } from '../data/dataset.js';
+import { batches, checkImageShape, type Dataset, type Normalization } from '../data/dataset.js';
+import { modelImageShape, staticBatch } from '../eval/evaluate.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
 import { analyzeSpaces, type FeatureSpace } from '../graph/spaces.js';
-import { matchers, type MatchMethod } from '../match/index.js';
+import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
 import type { MatchOptions } from '../match/types.js';
-import type { Model } from '../onnx/model.js';
+import { checkFiniteWeights, type Model } from '../onnx/model.js';
 import { storedClassLabels } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
@@ -17,6 +18,7 @@ import {
   resetBatchNorm,
   sourceTarget,
 } from './repair.js';
+import { checkMemoryBudget, estimateStatisticsMemory, spaceSizes } from './memory-estimate.js';
 import { buildMultiHead } from './multi-head.js';
 import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
 import { checkSameStructure } from './structure.js';
@@ -37,6 +39,8 @@ export interface MergeOptions {
    * different classes are always merged this way, at the deepest stop point by default.
    */
   readonly stopAt?: string;
+  /** Refuse before the statistics pass when its estimated memory exceeds this many bytes. */
+  readonly memoryLimit?: number;
 }
 
 /** Per space, what the matcher did. */
@@ -110,6 +114,17 @@ export async function mergeModels(
 ): Promise<Result<MergeResult>> {
   if (models.length < 2)
     return fail('bad-argument', `Expected at least 2 models to merge, got ${models.length}.`);
+  // Validate what the user chose before the expensive pass, not once per space after it.
+  const parsed = parseMatchOptions({
+    method: options.method,
+    alpha: options.match.alpha,
+    beta: options.match.beta,
+  });
+  if (!parsed.ok) return parsed;
+  for (const [k, model] of models.entries()) {
+    const finite = checkFiniteWeights(model);
+    if (!finite.ok) return fail(finite.reason, `${labels[k]}: ${finite.message}`);
+  }
   const analyzed = analyzeModels(models, labels);
   if (!analyzed.ok) return analyzed;
   const graphs = analyzed.value;
@@ -133,6 +148,11 @@ export async function mergeModels(
   }
   const maps = checkSameStructure(graphs, labels, stop ? stop.position + 1 : undefined);
   if (!maps.ok) return maps;
+  const shape = modelImageShape(models[0]!);
+  if (shape !== undefined) {
+    const fits = checkImageShape(data, shape, labels[0]);
+    if (!fits.ok) return fits;
+  }
   const position = new Map(graphs[0]!.model.graph.nodes.map((n, i) => [n.name, i]));
   // With a stop point only the trunk's spaces are merged. The cut's space may go on in the heads
   // (a residual stream cut mid-stage): it is measured at the cut, the only point the trunk has.
@@ -153,8 +173,22 @@ export async function mergeModels(
         : s,
     );
   const inputDims = [data.channels, data.height, data.width];
-  const batchSize = options.batchSize ?? 128;
-  const pass = batches(data, { batchSize, normalization });
+  // A model exported without a dynamic batch axis takes batches of exactly its batch size.
+  const batchSize = staticBatch(models[0]!) ?? options.batchSize ?? 128;
+  const pass = batches(data, {
+    batchSize,
+    normalization,
+    dropLast: staticBatch(models[0]!) !== undefined,
+  });
+  if (options.memoryLimit !== undefined) {
+    const estimate = estimateStatisticsMemory(
+      models.length,
+      spaceSizes(graphs[0]!, mergeable),
+      batchSize,
+    );
+    const fits = checkMemoryBudget(estimate, models.length, options.memoryLimit);
+    if (!fits.ok) return fits;
+  }
   if (!pass.ok) return pass;
   const repair = options.repair ?? true;
   const kind = repair ? correctionKind(graphs[0]!) : 'none';

@@ -1,5 +1,13 @@
 /** @file Reading model files and writing any output atomically (temporary file, then rename). */
-import { readFileSync, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail, ok, type Result } from '../errors.js';
@@ -71,4 +79,31 @@ export function writeModelFile(
   protect: readonly string[] = [],
 ): Result<void> {
   return writeFileAtomic(path, encodeModel(model), protect);
+}
+
+/**
+ * Checks before any work that `path` can be written: not one of `protect` (the inputs), not a
+ * directory, in an existing writable folder. The write itself stays atomic.
+ */
+export function checkOutputPath(path: string, protect: readonly string[] = []): Result<void> {
+  const target = resolve(path);
+  if (protect.some((p) => resolve(p) === target)) {
+    return fail(
+      'unwritable-output',
+      `Output path ${path} is one of the inputs; choose another --out.`,
+    );
+  }
+  if (statSync(target, { throwIfNoEntry: false })?.isDirectory()) {
+    return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
+  }
+  try {
+    accessSync(dirname(target), constants.W_OK);
+  } catch (error: unknown) {
+    const code = (error as { code?: string }).code ?? String(error);
+    return fail(
+      'unwritable-output',
+      `Cannot write ${path} (${code}); check that its folder exists and is writable.`,
+    );
+  }
+  return ok(undefined);
 }

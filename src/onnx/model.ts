@@ -123,6 +123,13 @@ interface ProtoModel {
 
 const utf8 = new TextDecoder();
 
+/**
+ * Text of a `bytes` field. A damaged file can set an attribute's type to STRING without its
+ * `s` field; protobufjs then hands back its default, which is not always a Uint8Array.
+ */
+const bytesText = (bytes: unknown): string =>
+  bytes instanceof Uint8Array ? utf8.decode(bytes) : '';
+
 function decodeValueInfo(proto: ProtoValueInfo): ValueInfo {
   const tensorType = proto.type?.tensor_type;
   const dims = tensorType?.shape?.dim;
@@ -147,7 +154,7 @@ function decodeAttribute(node: string, proto: ProtoAttribute): Result<Attribute>
     case 2:
       return ok({ type: 'int', value: num(proto.i) });
     case 3:
-      return ok({ type: 'string', value: utf8.decode(proto.s ?? new Uint8Array()) });
+      return ok({ type: 'string', value: bytesText(proto.s) });
     case 4: {
       const tensor = tensorFromProto(proto.t ?? {});
       return tensor.ok ? ok({ type: 'tensor', value: tensor.value }) : tensor;
@@ -157,7 +164,7 @@ function decodeAttribute(node: string, proto: ProtoAttribute): Result<Attribute>
     case 7:
       return ok({ type: 'ints', value: (proto.ints ?? []).map(num) });
     case 8:
-      return ok({ type: 'strings', value: (proto.strings ?? []).map((s) => utf8.decode(s)) });
+      return ok({ type: 'strings', value: (proto.strings ?? []).map(bytesText) });
     default:
       return fail(
         'unsupported-model',
@@ -168,10 +175,37 @@ function decodeAttribute(node: string, proto: ProtoAttribute): Result<Attribute>
 }
 
 /**
+ * The first byte of every ModelProto a tool writes: a field tag of ModelProto (field number
+ * << 3 | wire type; 0x08 is ir_version, which exporters write first). Any other first byte
+ * means the file is something else; without this check a text file (JSON, a Git LFS pointer)
+ * can decode as a protobuf that merely "ends early" and be reported as truncated.
+ */
+const MODEL_FIRST_BYTES = new Set([
+  0x08, 0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42, 0x72, 0xa2, 0xca,
+]);
+
+function describeStart(bytes: Uint8Array): string {
+  const head = bytes.subarray(0, 40);
+  const printable = head.every(
+    (b) => b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b < 0x7f),
+  );
+  if (printable) {
+    const text = utf8.decode(head).split(/\r?\n/)[0]!;
+    return `it is text starting with '${text}'`;
+  }
+  const hex = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return `it starts with bytes ${hex}, not a protobuf ModelProto`;
+}
+
+/**
  * Decodes ONNX bytes into a {@link Model}. Fails with 'not-onnx' when the bytes are not a
  * ModelProto, 'truncated' when they end early, 'external-data' for external tensors.
  */
 export function decodeModel(bytes: Uint8Array): Result<Model> {
+  const first = bytes[0];
+  if (first !== undefined && !MODEL_FIRST_BYTES.has(first)) {
+    return fail('not-onnx', `The file is not an ONNX model (${describeStart(bytes)}).`);
+  }
   let proto: ProtoModel;
   try {
     proto = modelProtoType().decode(bytes) as unknown as ProtoModel;
@@ -308,4 +342,31 @@ export function encodeModel(model: Model): Uint8Array {
 /** The element type name of a value, for messages. */
 export function elemTypeName(code: number): string {
   return dtypeOfCode(code) ?? `type ${code}`;
+}
+
+/**
+ * Fails when a weight holds NaN or ±Infinity, naming the first such initializer, how many
+ * values are bad and where the first one is. Merging averages weights, so one NaN would
+ * silently turn the merged model's outputs into NaN.
+ */
+export function checkFiniteWeights(model: Model): Result<void> {
+  for (const [name, tensor] of model.graph.initializers) {
+    if (tensor.dtype !== 'float32' && tensor.dtype !== 'float64') continue;
+    const data = tensor.data as Float32Array | Float64Array;
+    let count = 0;
+    let firstBad = -1;
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(data[i])) continue;
+      if (count === 0) firstBad = i;
+      count += 1;
+    }
+    if (count > 0) {
+      return fail(
+        'bad-statistics',
+        `Weight '${name}' has ${count} non-finite value${count === 1 ? '' : 's'} ` +
+          `(${String(data[firstBad])} at index ${firstBad}); zipit cannot merge a model with NaN or infinite weights.`,
+      );
+    }
+  }
+  return ok(undefined);
 }

@@ -142,10 +142,17 @@ export function tensorFromProto(proto: TensorProtoLike): Result<Tensor> {
     );
   }
   const dims = (proto.dims ?? []).map(toNumber);
+  // Sizes are checked against the data present before anything is allocated: a damaged dims
+  // field must not ask for gigabytes (or a negative length, which would throw).
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    return fail(
+      'truncated',
+      `Tensor '${name}' has invalid dims [${dims.join(', ')}]; the file is damaged.`,
+    );
+  }
   const size = sizeOf(dims);
-  const data = allocate(dtype, size);
   const raw = proto.raw_data;
-  if (raw !== undefined && raw.length > 0) {
+  if (raw instanceof Uint8Array && raw.length > 0) {
     const expected = size * BYTES_PER_ELEMENT[dtype];
     if (raw.length !== expected) {
       return fail(
@@ -154,6 +161,7 @@ export function tensorFromProto(proto: TensorProtoLike): Result<Tensor> {
           `${dtype}[${dims.join(', ')}]; the file is damaged.`,
       );
     }
+    const data = allocate(dtype, size);
     // Copy through a byte view: raw_data need not be aligned for the typed array.
     new Uint8Array(data.buffer).set(raw);
     return ok({ dtype, dims, data } as Tensor);
@@ -165,6 +173,7 @@ export function tensorFromProto(proto: TensorProtoLike): Result<Tensor> {
       `Tensor '${name}' has ${typed.length} values, expected ${size} for ${dtype}[${dims.join(', ')}].`,
     );
   }
+  const data = allocate(dtype, size);
   for (let i = 0; i < size; i++) {
     const v = typed[i]!;
     if (data instanceof BigInt64Array) data[i] = BigInt(v.toString());
