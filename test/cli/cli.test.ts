@@ -1,0 +1,80 @@
+/** @file Golden tests of the real CLI on the PyTorch fixtures, and its answers to bad eval input. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { TEST_DIR } from '../helpers.js';
+
+const ROOT = join(TEST_DIR, '..');
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
+const MLP_B = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'b.onnx');
+const TASKS = ['--tasks', '0,1,6,8,9/2,3,4,5,7'];
+const TORCH_PREPROCESSING = ['--mean', '0.2860', '--std', '0.3530'];
+
+function zipit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('zipit inspect prints the spaces and stop points (golden)', async () => {
+  const { code, stdout } = await zipit(['inspect', MLP_A]);
+  assert.equal(code, 0);
+  assert.equal(stdout, readFileSync(join(TEST_DIR, 'cli', 'golden', 'inspect-mlp.txt'), 'utf8'));
+});
+
+test("zipit eval --json prints one JSON object with PyTorch's accuracies", async () => {
+  const { code, stdout } = await zipit(['eval', MLP_A, ...TASKS, ...TORCH_PREPROCESSING, '--json']);
+  assert.equal(code, 0);
+  assert.deepEqual(JSON.parse(stdout), { joint: 0.4633, tasks: [0.9266, 0.3486], avg: 0.6376, n: 10000 });
+});
+
+test('zipit merge --json reports every phase, writes a model that zipit eval scores', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const out = join(dir, 'merged.onnx');
+  const merged = await zipit(['merge', MLP_A, MLP_B, ...TASKS, ...TORCH_PREPROCESSING, '--samples', '500', '--out', out, '--json']);
+  assert.equal(merged.code, 0, merged.stderr);
+  const report = JSON.parse(merged.stdout) as Record<string, unknown> & { seconds: Record<string, number>; spaces: { crossModelMerges: number; sameModelMerges: number }[] };
+  assert.equal(report.method, 'zipit');
+  assert.deepEqual(report.parameters, { alpha: 0.3, beta: 0.125 });
+  assert.equal(report.spacesMerged, 2);
+  assert.deepEqual(Object.keys(report.seconds), ['load', 'statistics', 'matching', 'apply', 'repair', 'write', 'total']);
+  // 256 merged features from 512: each join removes one group.
+  for (const space of report.spaces) assert.equal(space.crossModelMerges + space.sameModelMerges, 256);
+  assert.ok(existsSync(out));
+  const scored = await zipit(['eval', out, ...TASKS, ...TORCH_PREPROCESSING, '--json']);
+  assert.equal(scored.code, 0, scored.stderr);
+  const accuracy = JSON.parse(scored.stdout) as { avg: number };
+  assert.ok(accuracy.avg > 0.6, `merged avg ${accuracy.avg}`);
+});
+
+test('EXPECTED FAILURE - zipit eval answers bad input with one line and exit 1', async () => {
+  const cases: [string[], string][] = [
+    [['eval', MLP_A, ...TASKS], `${MLP_A} has no stored preprocessing; pass --mean and --std (e.g. --mean 0.2860 --std 0.3530 for Fashion-MNIST).`],
+    [['eval', MLP_A, ...TORCH_PREPROCESSING, '--tasks', '0,1,12/2'], "Expected classes 0..9 in task 1 ('0,1,12') of '0,1,12/2', got 12"],
+    [['eval', MLP_A, ...TORCH_PREPROCESSING, '--data', 'idx:/nonexistent/images.gz,/nonexistent/labels.gz'], ''],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stderr } = await zipit(args);
+    assert.equal(code, 1, stderr);
+    const lines = stderr.split('\n').filter((l) => l.startsWith('zipit: error:'));
+    assert.equal(lines.length, 1, stderr);
+    if (message !== '') assert.equal(lines[0], `zipit: error: ${message}`);
+    else assert.equal(lines[0], 'zipit: error: Expected the IDX images file at /nonexistent/images.gz, but there is no such file');
+    assert.doesNotMatch(stderr, /\n\s+at /);
+  }
+});
+
+test('EXPECTED FAILURE - an unknown command or option is a usage error (exit 2)', async () => {
+  const { code, stderr } = await zipit(['merge', MLP_A, '--out', 'x.onnx', '--bogus']);
+  assert.equal(code, 2);
+  assert.match(stderr, /unknown option '--bogus'/);
+});
