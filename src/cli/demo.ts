@@ -9,10 +9,11 @@ import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { compareMethods } from '../experiment/compare.js';
 import { readModelFile, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
-import type { ReportData, ReportRow } from '../report/types.js';
+import { comparisonReport } from './compare.js';
 import type { RegisterCommand } from './commands.js';
 import { parseIntOption, progressBar } from './common.js';
 import { mergeData } from './inputs.js';
+import { formatTable } from './table.js';
 
 /** The committed demo pair's description (models/demo/pair.json). */
 interface DemoPair {
@@ -36,28 +37,6 @@ function readPair(dir: string): Result<DemoPair> {
       `Cannot read the demo pair ${join(dir, 'pair.json')}: ${String(error)}`,
     );
   }
-}
-
-/** The table as fixed-width text. */
-export function formatTable(rows: readonly ReportRow[], taskNames: readonly string[]): string {
-  const header = ['Method', 'Joint', ...taskNames, 'Avg', 'MMACs'];
-  const lines = rows.map((r) => [
-    r.method,
-    pct(r.joint),
-    ...r.tasks.map(pct),
-    pct(r.avg),
-    (r.flops / 1e6).toFixed(1),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
-    '\n',
-  );
-}
-
-function pct(value: number): string {
-  return (100 * value).toFixed(1);
 }
 
 /** Registers `zipit demo`. */
@@ -114,26 +93,12 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
           (t, i) => `Task ${String.fromCharCode(65 + i)} (${t.join(',')})`,
         );
         io.out(formatTable(result.value.rows, taskNames));
-        const zip = result.value.merges.get('ZipIt!');
-        const heatSpace =
-          zip?.spaces.find((s) => s.kind === 'residual') ??
-          zip?.spaces.find((s) => s.kind !== 'fixed');
-        const values = heatSpace ? zip?.correlations.get(heatSpace.id) : undefined;
-        const report: ReportData = {
-          title: 'zipit demo: merging two Fashion-MNIST models without training',
-          subtitle: `${pair.value.what} Merge data: ${flags.samples} training images. Command: npm start.`,
-          tasks: pair.value.tasks.map((classes, i) => ({ name: taskNames[i]!, classes })),
-          rows: result.value.rows,
-          markers: result.value.rows
-            .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
-            .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
-          ...(zip ? { spaces: zip.report.spaces } : {}),
-          ...(heatSpace && values
-            ? {
-                heatmap: { spaceId: heatSpace.id, size: 2 * heatSpace.width, values, numModels: 2 },
-              }
-            : {}),
-        };
+        const report = comparisonReport(
+          'zipit demo: merging two Fashion-MNIST models without training',
+          `${pair.value.what} Merge data: ${flags.samples} training images. Command: npm start.`,
+          pair.value.tasks,
+          result.value,
+        );
         mkdirSync(flags.out, { recursive: true });
         const path = resolve(flags.out, 'zipit-demo-report.html');
         const written = writeFileAtomic(path, renderReport(report));

@@ -1,0 +1,187 @@
+/** @file `zipit compare`: every baseline on one set of source models, as the paper's table (and an HTML report). */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Option } from 'commander';
+import { fail, ok } from '../errors.js';
+import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
+import { analyzeGraph } from '../graph/analyze.js';
+import { analyzeSpaces } from '../graph/spaces.js';
+import { findStopPoints } from '../merge/stop-points.js';
+import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
+import { renderReport } from '../report/html.js';
+import type { ReportData } from '../report/types.js';
+import type { RegisterCommand } from './commands.js';
+import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
+import { loadDataset, loadModels, mergeData, resolveTasks } from './inputs.js';
+import { formatTable } from './table.js';
+
+interface CompareFlags {
+  tasks?: string;
+  data: string;
+  testData: string;
+  samples: number;
+  seed: number;
+  alpha: number;
+  beta: number;
+  stopPoints?: string;
+  report?: string;
+  json?: boolean;
+  repair: boolean;
+  mean?: number[];
+  std?: number[];
+  threads: number;
+}
+
+/** The report of a comparison: table, partial-zipping curve, ZipIt!'s merges per space, one correlation heat map. */
+export function comparisonReport(
+  title: string,
+  subtitle: string,
+  tasks: readonly (readonly number[])[],
+  result: CompareOutput,
+): ReportData {
+  const zip = result.merges.get('ZipIt!');
+  const heatSpace =
+    zip?.spaces.find((s) => s.kind === 'residual') ??
+    zip?.spaces.find((s) => s.kind !== 'fixed' && zip.correlations.has(s.id));
+  const values = heatSpace ? zip?.correlations.get(heatSpace.id) : undefined;
+  const numModels = zip?.report.numModels ?? 2;
+  return {
+    title,
+    subtitle,
+    tasks: tasks.map((classes, i) => ({ name: `Task ${String.fromCharCode(65 + i)}`, classes })),
+    rows: result.rows,
+    ...(result.curve.length > 0 ? { curve: result.curve } : {}),
+    markers: result.rows
+      .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
+      .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
+    ...(zip ? { spaces: zip.report.spaces } : {}),
+    ...(heatSpace && values
+      ? { heatmap: { spaceId: heatSpace.id, size: numModels * heatSpace.width, values, numModels } }
+      : {}),
+  };
+}
+
+/** Registers `zipit compare`. */
+export const registerCompare: RegisterCommand = (program, io, run) => {
+  program
+    .command('compare')
+    .description(
+      'evaluate each model, W.Avg, Permute, ZipIt! (optionally at every stop point) and the ensemble',
+    )
+    .argument('<models...>', 'two or more ONNX models of one architecture')
+    .option('--tasks <sets>', "each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9")
+    .option('--data <spec>', 'merge data', 'fashion-mnist:train')
+    .option('--test-data <spec>', 'evaluation data', 'fashion-mnist:test')
+    .addOption(
+      new Option('--samples <n>', 'merge images')
+        .default(5000)
+        .argParser(parseIntOption('--samples', 1)),
+    )
+    .addOption(
+      new Option('--seed <n>', 'seed of the merge-data draw')
+        .default(0)
+        .argParser(parseIntOption('--seed')),
+    )
+    .addOption(
+      new Option('--alpha <x>', 'ZipIt! alpha').default(0.3).argParser(parseFloatOption('--alpha')),
+    )
+    .addOption(
+      new Option('--beta <x>', 'ZipIt! beta').default(0.125).argParser(parseFloatOption('--beta')),
+    )
+    .option(
+      '--stop-points <list>',
+      "partial zipping at these stop points: 'all' or comma-separated ids",
+    )
+    .option('--report <file>', 'write a self-contained HTML report')
+    .option('--json', 'print the rows as one JSON object')
+    .option('--no-repair', 'skip the statistics correction')
+    .option('--mean <values>', 'input mean after /255', parseNumberList('--mean'))
+    .option('--std <values>', 'input std after /255', parseNumberList('--std'))
+    .addOption(
+      new Option('--threads <n>', 'onnxruntime threads')
+        .default(2)
+        .argParser(parseIntOption('--threads', 1)),
+    )
+    .action((paths: string[], flags: CompareFlags) =>
+      run(async () => {
+        if (paths.length < 2)
+          return fail(
+            'bad-argument',
+            `Expected at least 2 models to compare, got ${paths.length}.`,
+          );
+        if (flags.report !== undefined) {
+          const writable = checkOutputPath(flags.report, paths);
+          if (!writable.ok) return writable;
+        }
+        const models = loadModels(paths, flags);
+        if (!models.ok) return models;
+        const train = loadDataset(flags.data);
+        if (!train.ok) return train;
+        const test = loadDataset(flags.testData);
+        if (!test.ok) return test;
+        const tasks = resolveTasks(flags.tasks, test.value);
+        if (!tasks.ok) return tasks;
+        const data = mergeData(train.value, tasks.value.flat(), flags.samples, flags.seed);
+        if (!data.ok) return data;
+        let stopPoints: string[] = [];
+        if (flags.stopPoints === 'all') {
+          const graph = analyzeGraph(models.value[0]!.model);
+          if (!graph.ok) return graph;
+          const spaces = analyzeSpaces(graph.value);
+          if (!spaces.ok) return spaces;
+          stopPoints = findStopPoints(graph.value, spaces.value).map((p) => p.id);
+        } else if (flags.stopPoints !== undefined) stopPoints = flags.stopPoints.split(',');
+        const methods: MethodSpec[] = [
+          { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
+          { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
+          { name: 'ZipIt!', method: 'zipit', alpha: flags.alpha, beta: flags.beta },
+        ];
+        const bar = progressBar(io);
+        const first = models.value[0]!;
+        const result = await compareMethods({
+          models: models.value.map((m) => m.model),
+          labels: models.value.map((m) => m.path),
+          tasks: tasks.value,
+          mergeData: data.value,
+          testData: test.value,
+          normalization: { mean: first.mean, std: first.std },
+          methods,
+          repair: flags.repair,
+          threads: flags.threads,
+          stopPoints,
+          onProgress: bar.listener,
+        });
+        bar.stop();
+        if (!result.ok) return result;
+        if (flags.json)
+          io.out(
+            JSON.stringify({
+              models: paths,
+              tasks: tasks.value,
+              samples: data.value.count,
+              rows: result.value.rows,
+            }),
+          );
+        else
+          io.out(
+            formatTable(
+              result.value.rows,
+              tasks.value.map((_, i) => `Task ${String.fromCharCode(65 + i)}`),
+            ),
+          );
+        if (flags.report !== undefined) {
+          const report = comparisonReport(
+            `zipit compare: ${paths.join(' + ')}`,
+            `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}`,
+            tasks.value,
+            result.value,
+          );
+          mkdirSync(dirname(resolve(flags.report)), { recursive: true });
+          const written = writeFileAtomic(flags.report, renderReport(report), paths);
+          if (!written.ok) return written;
+          io.err(`report: ${resolve(flags.report)}`);
+        }
+        return ok(undefined);
+      }),
+    );
+};
