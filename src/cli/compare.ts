@@ -110,6 +110,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             `Expected at least 2 models to compare, got ${paths.length}.`,
           );
         if (flags.report !== undefined) {
+          mkdirSync(dirname(resolve(flags.report)), { recursive: true });
           const writable = checkOutputPath(flags.report, paths);
           if (!writable.ok) return writable;
         }
@@ -176,7 +177,6 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             tasks.value,
             result.value,
           );
-          mkdirSync(dirname(resolve(flags.report)), { recursive: true });
           const written = writeFileAtomic(flags.report, renderReport(report), paths);
           if (!written.ok) return written;
           io.err(`report: ${resolve(flags.report)}`);

@@ -3,6 +3,8 @@ import { totalmem } from 'node:os';
 import { Option } from 'commander';
 import { fail, ok } from '../errors.js';
 import { parseMatchOptions } from '../match/index.js';
+import { readFileBytes } from '../data/read-file.js';
+import { sumStatisticsFiles, type StatisticsSet } from '../stats/file.js';
 import { checkOutputPath, writeModelFile } from '../onnx/files.js';
 import { mergeModels } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
@@ -22,6 +24,7 @@ interface MergeFlags {
   repair: boolean;
   stopAt?: string;
   maxMemory: number;
+  stats?: string[];
   mean?: number[];
   std?: number[];
   batch: number;
@@ -72,6 +75,10 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
         .argParser(parseFloatOption('--max-memory')),
     )
+    .option(
+      '--stats <files...>',
+      "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
+    )
     .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
     .option('--json', 'print one JSON object on stdout')
     .option(
@@ -113,6 +120,18 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         if (!tasks.ok) return tasks;
         const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
         if (!data.ok) return data;
+        let statistics: StatisticsSet | undefined;
+        if (flags.stats !== undefined) {
+          const files: { label: string; bytes: Uint8Array }[] = [];
+          for (const path of flags.stats) {
+            const bytes = readFileBytes(path, 'statistics file');
+            if (!bytes.ok) return bytes;
+            files.push({ label: path, bytes: bytes.value });
+          }
+          const summed = sumStatisticsFiles(files);
+          if (!summed.ok) return summed;
+          statistics = summed.value;
+        }
         const loaded = performance.now();
         const bar = progressBar(io);
         const first = models.value[0]!;
@@ -127,6 +146,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             repair: flags.repair,
             ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
             memoryLimit: flags.maxMemory * 2 ** 30,
+            ...(statistics ? { statistics } : {}),
             batchSize: flags.batch,
             threads: flags.threads,
             onProgress: bar.listener,

@@ -24,6 +24,8 @@ export interface CollectOptions {
   readonly onProgress?: ProgressListener;
   /** Extra values (model 0's names) whose per-channel moments to record in every model. */
   readonly momentValues?: readonly string[];
+  /** Skip the covariance (statistics were precomputed): only `momentValues` are recorded. */
+  readonly skipCovariance?: boolean;
 }
 
 /** Selects channels [offset, offset + width) of an [N, C, ...] tensor (a space inside a concat). */
@@ -62,7 +64,7 @@ export async function collectStatistics(
   options: CollectOptions = {},
 ): Promise<Result<CollectedStatistics>> {
   const numModels = graphs.length;
-  const sites = spaces.filter((s) => s.site !== undefined);
+  const sites = options.skipCovariance ? [] : spaces.filter((s) => s.site !== undefined);
   const momentValues = options.momentValues ?? [];
   const sessions: Session[] = [];
   const kernel = createGramKernel({ threads: options.threads ?? 2 });

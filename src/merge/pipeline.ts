@@ -1,9 +1,17 @@
 /** @file The merge pipeline: analyse K models, collect statistics, match each space, zip the weights, correct statistics. */
 import { fail, ok, type Result } from '../errors.js';
-import { batches, checkImageShape, type Dataset, type Normalization } from '../data/dataset.js';
+import {
+  batches,
+  checkImageShape,
+  type Batches,
+  type Dataset,
+  type Normalization,
+} from '../data/dataset.js';
+import type { CovarianceAccumulator } from '../stats/covariance.js';
+import type { StatisticsSet } from '../stats/file.js';
 import { modelImageShape, staticBatch } from '../eval/evaluate.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
-import { analyzeSpaces, type FeatureSpace } from '../graph/spaces.js';
+import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/spaces.js';
 import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
 import type { MatchOptions } from '../match/types.js';
 import { checkFiniteWeights, type Model } from '../onnx/model.js';
@@ -21,7 +29,7 @@ import {
 import { checkMemoryBudget, estimateStatisticsMemory, spaceSizes } from './memory-estimate.js';
 import { buildMultiHead } from './multi-head.js';
 import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
-import { checkSameStructure } from './structure.js';
+import { checkSameStructure, type StructureMaps } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
 
 /** How to merge. */
@@ -41,6 +49,8 @@ export interface MergeOptions {
   readonly stopAt?: string;
   /** Refuse before the statistics pass when its estimated memory exceeds this many bytes. */
   readonly memoryLimit?: number;
+  /** Precomputed statistics (e.g. summed shards from `zipit stats`), keyed by {@link statisticsKey}. */
+  readonly statistics?: StatisticsSet;
 }
 
 /** Per space, what the matcher did. */
@@ -101,17 +111,25 @@ function headsDiffer(models: readonly Model[]): boolean {
   return labels.some((l) => l !== labels[0]);
 }
 
-/**
- * Merges K >= 2 models of one structure into one (ZipIt!, Permute or weight averaging) on
- * `data` (unlabelled use: labels are ignored), normalised with `normalization`.
- */
-export async function mergeModels(
+/** What every merge stage shares: analysed graphs, name maps, the stop point, the spaces to merge, the batches. */
+interface Prepared {
+  readonly graphs: AnalyzedGraph[];
+  readonly spaces: SpaceAnalysis;
+  readonly stop: StopPoint | undefined;
+  readonly maps: StructureMaps;
+  readonly mergeable: FeatureSpace[];
+  readonly inputDims: number[];
+  readonly pass: Batches;
+}
+
+/** Validates the inputs and plans the merge, before any inference. */
+function prepare(
   models: readonly Model[],
   labels: readonly string[],
   data: Dataset,
   normalization: Normalization,
   options: MergeOptions,
-): Promise<Result<MergeResult>> {
+): Result<Prepared> {
   if (models.length < 2)
     return fail('bad-argument', `Expected at least 2 models to merge, got ${models.length}.`);
   // Validate what the user chose before the expensive pass, not once per space after it.
@@ -190,6 +208,60 @@ export async function mergeModels(
     if (!fits.ok) return fits;
   }
   if (!pass.ok) return pass;
+  return ok({
+    graphs,
+    spaces: spaces.value,
+    stop,
+    maps: maps.value,
+    mergeable,
+    inputDims,
+    pass: pass.value,
+  });
+}
+
+/** The key of a space's statistics in a statistics file: its id and where it was measured. */
+export function statisticsKey(space: FeatureSpace): string {
+  return `space ${space.id} at ${space.site?.value ?? '?'}`;
+}
+
+/**
+ * Collects the K-stacked statistics of every space the merge would zip, without merging: what
+ * one machine computes on its shard of the data (`zipit stats`); shards are summed later.
+ */
+export async function collectMergeStatistics(
+  models: readonly Model[],
+  labels: readonly string[],
+  data: Dataset,
+  normalization: Normalization,
+  options: MergeOptions,
+): Promise<Result<StatisticsSet>> {
+  const prepared = prepare(models, labels, data, normalization, options);
+  if (!prepared.ok) return prepared;
+  const { graphs, maps, mergeable, pass, inputDims } = prepared.value;
+  const collected = await collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
+    threads: options.threads ?? 2,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  if (!collected.ok) return collected;
+  return ok(
+    new Map(mergeable.map((s) => [statisticsKey(s), collected.value.covariance.get(s.id)!])),
+  );
+}
+
+/**
+ * Merges K >= 2 models of one structure into one (ZipIt!, Permute or weight averaging) on
+ * `data` (unlabelled use: labels are ignored), normalised with `normalization`.
+ */
+export async function mergeModels(
+  models: readonly Model[],
+  labels: readonly string[],
+  data: Dataset,
+  normalization: Normalization,
+  options: MergeOptions,
+): Promise<Result<MergeResult>> {
+  const prepared = prepare(models, labels, data, normalization, options);
+  if (!prepared.ok) return prepared;
+  const { graphs, spaces, stop, maps, mergeable, inputDims, pass } = prepared.value;
   const repair = options.repair ?? true;
   const kind = repair ? correctionKind(graphs[0]!) : 'none';
   // REPAIR needs each source's statistics at every producer it will correct: the merged spaces'
@@ -205,26 +277,40 @@ export async function mergeModels(
     kind === 'repair' ? [...mergeable.flatMap((s) => s.producerOutputs), ...headProducers] : [];
 
   const t0 = now();
-  const collected = await collectStatistics(
-    graphs,
-    maps.value.values,
-    mergeable,
-    pass.value,
-    inputDims,
-    {
-      threads: options.threads ?? 2,
-      momentValues,
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    },
-  );
+  const collected = await collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
+    threads: options.threads ?? 2,
+    momentValues,
+    // Precomputed (summed shard) statistics replace the covariance pass; REPAIR's source
+    // moments still need the sources run on this data.
+    ...(options.statistics ? { skipCovariance: true } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
   if (!collected.ok) return collected;
+  const covarianceOf = (space: FeatureSpace): Result<CovarianceAccumulator> => {
+    if (options.statistics === undefined) return ok(collected.value.covariance.get(space.id)!);
+    const given = options.statistics.get(statisticsKey(space));
+    if (given === undefined)
+      return fail(
+        'bad-statistics',
+        `The statistics files have no '${statisticsKey(space)}'; compute them with the same models and --stop-at.`,
+      );
+    if (given.numModels !== models.length || given.width !== space.width) {
+      return fail(
+        'bad-statistics',
+        `'${statisticsKey(space)}' in the statistics files is for ${given.numModels} models x ${given.width} channels, not ${models.length} x ${space.width}.`,
+      );
+    }
+    return ok(given);
+  };
   const t1 = now();
 
   const transforms = new Map<number, SpaceTransform>();
   const reports: SpaceReport[] = [];
   const correlations = new Map<number, Float64Array>();
   for (const [i, space] of mergeable.entries()) {
-    const statistics = collected.value.covariance.get(space.id)!.finalize();
+    const accumulator = covarianceOf(space);
+    if (!accumulator.ok) return accumulator;
+    const statistics = accumulator.value.finalize();
     if (!statistics.ok) return fail(statistics.reason, `Space ${space.id}: ${statistics.message}`);
     correlations.set(space.id, statistics.value.correlation);
     const matching = matchers[options.method](
@@ -249,13 +335,13 @@ export async function mergeModels(
   }
   const t2 = now();
 
-  let merged = applyTransforms(graphs, maps.value.initializers, spaces.value, transforms);
+  let merged = applyTransforms(graphs, maps.initializers, spaces, transforms);
   if (stop !== undefined)
     merged = buildMultiHead(
       merged,
       graphs,
       labels,
-      maps.value.values,
+      maps.values,
       stop,
       transforms.get(stop.space)!.columns,
     );
@@ -265,7 +351,7 @@ export async function mergeModels(
     const graph = analyzeGraph(merged);
     if (!graph.ok) return graph;
     if (kind === 'batchnorm') {
-      const reset = await resetBatchNorm(graph.value, pass.value, inputDims, {
+      const reset = await resetBatchNorm(graph.value, pass, inputDims, {
         threads: options.threads ?? 2,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
@@ -279,12 +365,10 @@ export async function mergeModels(
         for (let k = 0; k < models.length; k++) {
           const moments = collected.value.moments[k]!.get(value);
           if (moments !== undefined)
-            targets.push(
-              sourceTarget(`h${k}/${maps.value.values[k]!.get(value) ?? value}`, moments),
-            );
+            targets.push(sourceTarget(`h${k}/${maps.values[k]!.get(value) ?? value}`, moments));
         }
       }
-      const repaired = await repairProducers(graph.value, targets, pass.value, inputDims, {
+      const repaired = await repairProducers(graph.value, targets, pass, inputDims, {
         threads: options.threads ?? 2,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
@@ -304,7 +388,7 @@ export async function mergeModels(
   };
   return ok({
     model: merged,
-    spaces: spaces.value.spaces,
+    spaces: spaces.spaces,
     correlations,
     report: {
       method: options.method,

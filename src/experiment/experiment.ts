@@ -1,0 +1,314 @@
+/**
+ * @file The paper's experiment end to end: train P pairs on seeded random disjoint class splits,
+ * choose alpha/beta on a held-out pair, evaluate every baseline and stop point on the others,
+ * aggregate mean and std. Resumable: trained models and finished pairs are reused.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail, ok, type Result } from '../errors.js';
+import { takeBalanced, type Dataset } from '../data/dataset.js';
+import { modelScores } from '../eval/evaluate.js';
+import { scoreTasks } from '../eval/metrics.js';
+import { analyzeGraph } from '../graph/analyze.js';
+import { analyzeSpaces } from '../graph/spaces.js';
+import { mergeModels } from '../merge/pipeline.js';
+import { findStopPoints } from '../merge/stop-points.js';
+import { readModelFile, writeFileAtomic, writeModelFile } from '../onnx/files.js';
+import type { Model } from '../onnx/model.js';
+import { storedPreprocessing } from '../onnx/preprocessing.js';
+import type { ProgressListener } from '../progress.js';
+import type { ReportRow, ReportStd } from '../report/types.js';
+import { Random } from '../tensor/random.js';
+import { trainModel } from '../train/trainer.js';
+import type { Architecture } from '../zoo/architectures.js';
+import { compareMethods, type MethodSpec } from './compare.js';
+
+/** What to run. */
+export interface ExperimentOptions {
+  readonly arch: Architecture;
+  readonly width: number;
+  readonly pairs: number;
+  readonly epochs: number;
+  readonly train: Dataset;
+  readonly test: Dataset;
+  readonly out: string;
+  /** Merge images per merge (default 5000), drawn evenly from all classes of the pair. */
+  readonly samples?: number;
+  /** Base seed: pair p uses split seed seed+p and model seeds 2p+1+seed, 2p+2+seed. */
+  readonly seed?: number;
+  readonly alphas?: readonly number[];
+  readonly betas?: readonly number[];
+  readonly threads?: number;
+  readonly onProgress?: ProgressListener;
+  /** Called with one line when a step finishes (training done, alpha/beta chosen, pair evaluated). */
+  readonly onNote?: (line: string) => void;
+}
+
+/** One evaluated pair. */
+export interface PairResult {
+  readonly pair: number;
+  readonly tasks: number[][];
+  readonly seeds: [number, number];
+  readonly rows: ReportRow[];
+}
+
+/** Everything `results.json` holds. */
+export interface ExperimentResults {
+  readonly arch: Architecture;
+  readonly width: number;
+  readonly epochs: number;
+  readonly samples: number;
+  readonly chosen: {
+    readonly alpha: number;
+    readonly beta: number;
+    readonly heldOutJoint: number;
+    readonly grid: { alpha: number; beta: number; joint: number }[];
+  };
+  readonly pairs: PairResult[];
+  /** Mean over the evaluated pairs, with std, in table order. */
+  readonly summary: ReportRow[];
+}
+
+/** A seeded random split of the label space into two disjoint halves. */
+export function randomSplit(numClasses: number, seed: number): number[][] {
+  const order = Array.from(new Random(seed).permutation(numClasses));
+  const half = Math.floor(numClasses / 2);
+  return [order.slice(0, half).sort((a, b) => a - b), order.slice(half).sort((a, b) => a - b)];
+}
+
+function readJson<T>(path: string): T | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Trains (or reuses) one model of a pair. */
+async function trainedModel(
+  options: ExperimentOptions,
+  path: string,
+  classes: number[],
+  seed: number,
+): Promise<Result<Model>> {
+  if (existsSync(path)) {
+    const existing = readModelFile(path);
+    if (
+      existing.ok &&
+      existing.value.metadata['zipit.seed'] === String(seed) &&
+      existing.value.metadata['zipit.arch'] === options.arch
+    )
+      return existing;
+  }
+  const trained = await trainModel(options.train, {
+    arch: options.arch,
+    width: options.width,
+    seed,
+    classes,
+    epochs: options.epochs,
+    threads: options.threads ?? 2,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  if (!trained.ok) return trained;
+  const written = writeModelFile(path, trained.value.model);
+  if (!written.ok) return written;
+  options.onNote?.(
+    `trained ${path} (${trained.value.summary.seconds.toFixed(0)} s, ${trained.value.summary.imagesPerSecond.toFixed(0)} images/s)`,
+  );
+  return ok(trained.value.model);
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+}
+
+function std(values: readonly number[]): number {
+  const m = mean(values);
+  return Math.sqrt(mean(values.map((v) => (v - m) ** 2)));
+}
+
+/** Mean and std over pairs of rows with the same method, in the first pair's order. */
+export function summarize(pairs: readonly PairResult[]): ReportRow[] {
+  const methods = pairs[0]?.rows.map((r) => r.method) ?? [];
+  return methods.map((method) => {
+    const rows = pairs
+      .map((p) => p.rows.find((r) => r.method === method)!)
+      .filter((r) => r !== undefined);
+    const tasks = rows[0]!.tasks.map((_, t) => rows.map((r) => r.tasks[t]!));
+    const spread: ReportStd = {
+      joint: std(rows.map((r) => r.joint)),
+      tasks: tasks.map(std),
+      avg: std(rows.map((r) => r.avg)),
+    };
+    return {
+      method,
+      joint: mean(rows.map((r) => r.joint)),
+      tasks: tasks.map(mean),
+      avg: mean(rows.map((r) => r.avg)),
+      flops: mean(rows.map((r) => r.flops)),
+      ...(rows[0]!.params ? { params: rows[0]!.params } : {}),
+      std: spread,
+    };
+  });
+}
+
+/** Runs (or resumes) the experiment and writes results.json into `options.out`. */
+export async function runExperiment(
+  options: ExperimentOptions,
+): Promise<Result<ExperimentResults>> {
+  if (!Number.isInteger(options.pairs) || options.pairs < 2)
+    return fail(
+      'bad-argument',
+      `Expected --pairs to be an integer >= 2 (one is held out to choose alpha/beta), got ${options.pairs}`,
+    );
+  mkdirSync(options.out, { recursive: true });
+  const seed = options.seed ?? 0;
+  const samples = options.samples ?? 5000;
+  const models: { tasks: number[][]; seeds: [number, number]; pair: Model[] }[] = [];
+  for (let p = 0; p < options.pairs; p++) {
+    const tasks = randomSplit(options.train.numClasses, seed + 1000 + p);
+    const seeds: [number, number] = [seed + 2 * p + 1, seed + 2 * p + 2];
+    const dir = join(options.out, `pair-${p}`);
+    mkdirSync(dir, { recursive: true });
+    const a = await trainedModel(options, join(dir, 'a.onnx'), tasks[0]!, seeds[0]);
+    if (!a.ok) return a;
+    const b = await trainedModel(options, join(dir, 'b.onnx'), tasks[1]!, seeds[1]);
+    if (!b.ok) return b;
+    models.push({ tasks, seeds, pair: [a.value, b.value] });
+  }
+  const preprocessing = storedPreprocessing(models[0]!.pair[0]!);
+  if (preprocessing === undefined)
+    return fail('unsupported-model', 'The trained models carry no preprocessing metadata.');
+  const normalization = { mean: preprocessing.mean, std: preprocessing.std };
+  const mergeDataOf = (tasks: number[][]): Result<Dataset> =>
+    takeBalanced(options.train, tasks.flat(), Math.min(samples, options.train.count), seed);
+
+  // Hold out pair 0 to choose alpha/beta by the joint accuracy of the full zip.
+  const cachePath = join(options.out, 'results.json');
+  const cached = readJson<ExperimentResults>(cachePath);
+  const alphas = options.alphas ?? [0.0001, 0.3, 0.5, 1];
+  const betas = options.betas ?? [0, 0.075, 0.125, 0.5];
+  let chosen = cached?.chosen;
+  const sameGrid = chosen !== undefined && chosen.grid.length === alphas.length * betas.length;
+  if (!sameGrid) {
+    const held = models[0]!;
+    const data = mergeDataOf(held.tasks);
+    if (!data.ok) return data;
+    const grid: { alpha: number; beta: number; joint: number }[] = [];
+    for (const alpha of alphas) {
+      for (const beta of betas) {
+        const merged = await mergeModels(
+          held.pair,
+          ['a.onnx', 'b.onnx'],
+          data.value,
+          normalization,
+          { method: 'zipit', match: { alpha, beta }, threads: options.threads ?? 2 },
+        );
+        if (!merged.ok) return merged;
+        const scores = await modelScores(
+          { model: merged.value.model, label: 'held-out', ...normalization },
+          options.test,
+          { threads: options.threads ?? 2 },
+        );
+        if (!scores.ok) return scores;
+        grid.push({
+          alpha,
+          beta,
+          joint: scoreTasks(scores.value, options.test.labels, held.tasks).joint,
+        });
+        options.onProgress?.({
+          phase: 'alpha/beta',
+          done: grid.length,
+          total: alphas.length * betas.length,
+        });
+      }
+    }
+    const best = grid.reduce((a, b) => (b.joint > a.joint ? b : a));
+    chosen = { alpha: best.alpha, beta: best.beta, heldOutJoint: best.joint, grid };
+    options.onNote?.(
+      `held-out pair 0: alpha ${best.alpha}, beta ${best.beta} (joint ${(100 * best.joint).toFixed(1)}%)`,
+    );
+  }
+  const methods: MethodSpec[] = [
+    { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
+    { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
+    { name: 'ZipIt!', method: 'zipit', alpha: chosen!.alpha, beta: chosen!.beta },
+  ];
+  const graph = analyzeGraph(models[0]!.pair[0]!);
+  if (!graph.ok) return graph;
+  const spaces = analyzeSpaces(graph.value);
+  if (!spaces.ok) return spaces;
+  const stopPoints = findStopPoints(graph.value, spaces.value).map((p) => p.id);
+  const results: PairResult[] = [];
+  for (let p = 1; p < options.pairs; p++) {
+    const reuse = sameGrid
+      ? cached?.pairs.find(
+          (r) => r.pair === p && r.rows.length === methods.length + stopPoints.length + 3,
+        )
+      : undefined;
+    if (reuse !== undefined) {
+      results.push(reuse);
+      continue;
+    }
+    const { tasks, seeds, pair } = models[p]!;
+    const data = mergeDataOf(tasks);
+    if (!data.ok) return data;
+    const compared = await compareMethods({
+      models: pair,
+      labels: ['a.onnx', 'b.onnx'],
+      tasks,
+      mergeData: data.value,
+      testData: options.test,
+      normalization,
+      methods,
+      stopPoints,
+      threads: options.threads ?? 2,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    if (!compared.ok) return fail(compared.reason, `pair ${p}: ${compared.message}`);
+    results.push({ pair: p, tasks, seeds, rows: compared.value.rows });
+    options.onNote?.(`pair ${p} evaluated`);
+    // Save after every pair so an interrupted run resumes here.
+    const partial: ExperimentResults = {
+      arch: options.arch,
+      width: options.width,
+      epochs: options.epochs,
+      samples,
+      chosen: chosen!,
+      pairs: results,
+      summary: summarize(results),
+    };
+    const saved = writeFileAtomic(cachePath, `${JSON.stringify(partial, null, 2)}\n`);
+    if (!saved.ok) return saved;
+  }
+  const final: ExperimentResults = {
+    arch: options.arch,
+    width: options.width,
+    epochs: options.epochs,
+    samples,
+    chosen: chosen!,
+    pairs: results,
+    summary: summarize(results),
+  };
+  const saved = writeFileAtomic(cachePath, `${JSON.stringify(final, null, 2)}\n`);
+  if (!saved.ok) return saved;
+  return ok(final);
+}
+
+/** The summary as a Markdown table in the paper's Table 1 form (mean ± std over pairs). */
+export function markdownTable(results: ExperimentResults): string {
+  const cell = (value: number, spread: number): string =>
+    `${(100 * value).toFixed(1)} ± ${(100 * spread).toFixed(1)}`;
+  const lines = [
+    `ResNet-style ${results.arch} x${results.width}, ${results.epochs} epochs, ${results.pairs.length} evaluated pairs (mean ± std), ZipIt! alpha ${results.chosen.alpha}, beta ${results.chosen.beta} (chosen on held-out pair 0), ${results.samples} merge images.`,
+    '',
+    '| Method | Joint | Task A | Task B | Avg | FLOPs (MACs) |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...results.summary.map(
+      (r) =>
+        `| ${r.method} | ${cell(r.joint, r.std?.joint ?? 0)} | ${cell(r.tasks[0] ?? 0, r.std?.tasks[0] ?? 0)} | ${cell(r.tasks[1] ?? 0, r.std?.tasks[1] ?? 0)} | ${cell(r.avg, r.std?.avg ?? 0)} | ${(r.flops / 1e6).toFixed(1)}M |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
