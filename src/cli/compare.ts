@@ -12,7 +12,13 @@ import { renderReport } from '../report/html.js';
 import type { ReportData } from '../report/types.js';
 import type { RegisterCommand } from './commands.js';
 import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
-import { loadDataset, loadModels, mergeData, resolveTasks } from './inputs.js';
+import {
+  checkSamePreprocessing,
+  loadDataset,
+  loadModels,
+  mergeData,
+  resolveTasks,
+} from './inputs.js';
 import { formatTable } from './table.js';
 
 interface CompareFlags {
@@ -116,6 +122,8 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         }
         const models = loadModels(paths, flags);
         if (!models.ok) return models;
+        const shared = checkSamePreprocessing(models.value);
+        if (!shared.ok) return shared;
         const train = loadDataset(flags.data);
         if (!train.ok) return train;
         const test = loadDataset(flags.testData);

@@ -1,5 +1,6 @@
 /** @file `zipit experiment`: the paper's experiment on Fashion-MNIST (train pairs, choose alpha/beta, compare, aggregate). */
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Option } from 'commander';
 import { fail, ok } from '../errors.js';
 import { loadData } from '../data/spec.js';
@@ -78,6 +79,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
           );
         }
         if (flags.report !== undefined) {
+          mkdirSync(dirname(resolve(flags.report)), { recursive: true });
           const writable = checkOutputPath(flags.report);
           if (!writable.ok) return writable;
         }

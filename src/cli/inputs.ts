@@ -36,6 +36,25 @@ export function loadModels(
   return ok(loaded);
 }
 
+/**
+ * Models merged together must see the same inputs: fails when their stored preprocessing
+ * differs (the user can override it for all with --mean/--std).
+ */
+export function checkSamePreprocessing(models: readonly LoadedModel[]): Result<void> {
+  const first = models[0];
+  for (const other of models.slice(1)) {
+    const same = (a: readonly number[], b: readonly number[]): boolean =>
+      a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-6);
+    if (first !== undefined && (!same(first.mean, other.mean) || !same(first.std, other.std))) {
+      return fail(
+        'bad-argument',
+        `${first.path} and ${other.path} expect different input preprocessing (mean ${first.mean.join(',')} std ${first.std.join(',')} vs mean ${other.mean.join(',')} std ${other.std.join(',')}); merged models read the same inputs, so pass --mean and --std for all.`,
+      );
+    }
+  }
+  return ok(undefined);
+}
+
 /** Loads a data spec. */
 export function loadDataset(spec: string): Result<Dataset> {
   return loadData(spec);

@@ -9,7 +9,13 @@ import { checkOutputPath, writeModelFile } from '../onnx/files.js';
 import { mergeModels } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
 import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
-import { loadDataset, loadModels, mergeData, resolveTasks } from './inputs.js';
+import {
+  checkSamePreprocessing,
+  loadDataset,
+  loadModels,
+  mergeData,
+  resolveTasks,
+} from './inputs.js';
 
 interface MergeFlags {
   method: string;
@@ -114,6 +120,8 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         if (!writable.ok) return writable;
         const models = loadModels(paths, flags);
         if (!models.ok) return models;
+        const shared = checkSamePreprocessing(models.value);
+        if (!shared.ok) return shared;
         const dataset = loadDataset(flags.data);
         if (!dataset.ok) return dataset;
         const tasks = resolveTasks(flags.tasks, dataset.value);

@@ -6,7 +6,13 @@ import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { encodeStatistics } from '../stats/file.js';
 import type { RegisterCommand } from './commands.js';
 import { parseIntOption, parseNumberList, progressBar } from './common.js';
-import { loadDataset, loadModels, mergeData, resolveTasks } from './inputs.js';
+import {
+  checkSamePreprocessing,
+  loadDataset,
+  loadModels,
+  mergeData,
+  resolveTasks,
+} from './inputs.js';
 
 interface StatsFlags {
   out: string;
@@ -61,6 +67,8 @@ export const registerStats: RegisterCommand = (program, io, run) => {
         if (!writable.ok) return writable;
         const models = loadModels(paths, flags);
         if (!models.ok) return models;
+        const shared = checkSamePreprocessing(models.value);
+        if (!shared.ok) return shared;
         const dataset = loadDataset(flags.data);
         if (!dataset.ok) return dataset;
         const tasks = resolveTasks(flags.tasks, dataset.value);

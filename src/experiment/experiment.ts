@@ -301,7 +301,7 @@ export function markdownTable(results: ExperimentResults): string {
   const cell = (value: number, spread: number): string =>
     `${(100 * value).toFixed(1)} ± ${(100 * spread).toFixed(1)}`;
   const lines = [
-    `ResNet-style ${results.arch} x${results.width}, ${results.epochs} epochs, ${results.pairs.length} evaluated pairs (mean ± std), ZipIt! alpha ${results.chosen.alpha}, beta ${results.chosen.beta} (chosen on held-out pair 0), ${results.samples} merge images.`,
+    `${results.arch} x${results.width}, ${results.epochs} epochs, ${results.pairs.length} evaluated pairs (mean ± std), ZipIt! alpha ${results.chosen.alpha}, beta ${results.chosen.beta} (chosen on held-out pair 0), ${results.samples} merge images.`,
     '',
     '| Method | Joint | Task A | Task B | Avg | FLOPs (MACs) |',
     '| --- | --- | --- | --- | --- | --- |',
