@@ -1,5 +1,6 @@
 /** @file Benchmark of the matchers (ZipIt! greedy zip, Permute) on K = 2 random correlations of growing width. */
 import { pathToFileURL } from 'node:url';
+import { mulberry32 } from '../src/data/random.js';
 import { permuteMatch } from '../src/match/permute.js';
 import {
   correlationFromCovariance,
@@ -14,18 +15,6 @@ const NUM_MODELS = 2;
 const SHARED_FACTORS = 16; // latent factors both models see (what makes features matchable)
 const OWN_FACTORS = 16; // latent factors private to each model (what its task adds)
 
-/** A seeded uniform [0, 1) generator (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The correlation of Kn features f = L z + noise whose latent z has SHARED_FACTORS factors
  * common to all models and OWN_FACTORS private to each: C = L L^T + D, [Kn, Kn]. Like real
@@ -33,7 +22,7 @@ function seededRandom(seed: number): () => number {
  * features of one model also through its private ones.
  */
 function lowRankCorrelation(total: number, seed: number): Float64Array {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const gaussian = (): number => {
     // Box-Muller; 1 - u keeps the logarithm finite.
     const u = random();

@@ -12,13 +12,7 @@ import { renderReport } from '../report/html.js';
 import type { ReportData } from '../report/types.js';
 import type { RegisterCommand } from './commands.js';
 import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
-import {
-  checkSamePreprocessing,
-  loadDataset,
-  loadModels,
-  mergeData,
-  resolveTasks,
-} from './inputs.js';
+import { loadDataset, loadMergeInputs } from './inputs.js';
 import { formatTable } from './table.js';
 
 interface CompareFlags {
@@ -120,21 +114,14 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           const writable = checkOutputPath(flags.report, paths);
           if (!writable.ok) return writable;
         }
-        const models = loadModels(paths, flags);
-        if (!models.ok) return models;
-        const shared = checkSamePreprocessing(models.value);
-        if (!shared.ok) return shared;
-        const train = loadDataset(flags.data);
-        if (!train.ok) return train;
         const test = loadDataset(flags.testData);
         if (!test.ok) return test;
-        const tasks = resolveTasks(flags.tasks, test.value);
-        if (!tasks.ok) return tasks;
-        const data = mergeData(train.value, tasks.value.flat(), flags.samples, flags.seed);
-        if (!data.ok) return data;
+        const inputs = loadMergeInputs(paths, flags, test.value);
+        if (!inputs.ok) return inputs;
+        const { models, data, tasks } = inputs.value;
         let stopPoints: string[] = [];
         if (flags.stopPoints === 'all') {
-          const graph = analyzeGraph(models.value[0]!.model);
+          const graph = analyzeGraph(models[0]!.model);
           if (!graph.ok) return graph;
           const spaces = analyzeSpaces(graph.value);
           if (!spaces.ok) return spaces;
@@ -146,12 +133,12 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           { name: 'ZipIt!', method: 'zipit', alpha: flags.alpha, beta: flags.beta },
         ];
         const bar = progressBar(io);
-        const first = models.value[0]!;
+        const first = models[0]!;
         const result = await compareMethods({
-          models: models.value.map((m) => m.model),
-          labels: models.value.map((m) => m.path),
-          tasks: tasks.value,
-          mergeData: data.value,
+          models: models.map((m) => m.model),
+          labels: models.map((m) => m.path),
+          tasks: tasks,
+          mergeData: data,
           testData: test.value,
           normalization: { mean: first.mean, std: first.std },
           methods,
@@ -166,8 +153,8 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           io.out(
             JSON.stringify({
               models: paths,
-              tasks: tasks.value,
-              samples: data.value.count,
+              tasks: tasks,
+              samples: data.count,
               rows: result.value.rows,
             }),
           );
@@ -175,14 +162,14 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           io.out(
             formatTable(
               result.value.rows,
-              tasks.value.map((_, i) => `Task ${String.fromCharCode(65 + i)}`),
+              tasks.map((_, i) => `Task ${String.fromCharCode(65 + i)}`),
             ),
           );
         if (flags.report !== undefined) {
           const report = comparisonReport(
             `zipit compare: ${paths.join(' + ')}`,
             `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}`,
-            tasks.value,
+            tasks,
             result.value,
           );
           const written = writeFileAtomic(flags.report, renderReport(report), paths);

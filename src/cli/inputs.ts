@@ -82,3 +82,43 @@ export function mergeData(
 export function formatPercent(value: number): string {
   return `${(100 * value).toFixed(1)}%`;
 }
+
+/** Flags of every command that merges: models, their preprocessing, and the merge-data draw. */
+export interface MergeInputFlags extends PreprocessingFlags {
+  readonly data: string;
+  readonly tasks?: string;
+  readonly samples: number;
+  readonly seed: number;
+}
+
+/** What a merging command starts from. */
+export interface MergeInputs {
+  readonly models: LoadedModel[];
+  readonly tasks: number[][];
+  /** The merge data: `samples` images of the tasks' classes, drawn evenly and seeded. */
+  readonly data: Dataset;
+}
+
+/**
+ * Loads K >= 2 models that share preprocessing, the dataset of `--data`, the tasks (against
+ * `taskData` when given, e.g. the test set) and the merge-data draw.
+ */
+export function loadMergeInputs(
+  paths: readonly string[],
+  flags: MergeInputFlags,
+  taskData?: Dataset,
+): Result<MergeInputs> {
+  if (paths.length < 2)
+    return fail('bad-argument', `Expected at least 2 models, got ${paths.length}.`);
+  const models = loadModels(paths, flags);
+  if (!models.ok) return models;
+  const shared = checkSamePreprocessing(models.value);
+  if (!shared.ok) return shared;
+  const dataset = loadDataset(flags.data);
+  if (!dataset.ok) return dataset;
+  const tasks = resolveTasks(flags.tasks, taskData ?? dataset.value);
+  if (!tasks.ok) return tasks;
+  const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
+  if (!data.ok) return data;
+  return ok({ models: models.value, tasks: tasks.value, data: data.value });
+}

@@ -9,13 +9,7 @@ import { checkOutputPath, writeModelFile } from '../onnx/files.js';
 import { mergeModels } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
 import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
-import {
-  checkSamePreprocessing,
-  loadDataset,
-  loadModels,
-  mergeData,
-  resolveTasks,
-} from './inputs.js';
+import { loadMergeInputs } from './inputs.js';
 
 interface MergeFlags {
   method: string;
@@ -118,16 +112,9 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
         const writable = checkOutputPath(flags.out, paths);
         if (!writable.ok) return writable;
-        const models = loadModels(paths, flags);
-        if (!models.ok) return models;
-        const shared = checkSamePreprocessing(models.value);
-        if (!shared.ok) return shared;
-        const dataset = loadDataset(flags.data);
-        if (!dataset.ok) return dataset;
-        const tasks = resolveTasks(flags.tasks, dataset.value);
-        if (!tasks.ok) return tasks;
-        const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
-        if (!data.ok) return data;
+        const inputs = loadMergeInputs(paths, flags);
+        if (!inputs.ok) return inputs;
+        const { models, data } = inputs.value;
         let statistics: StatisticsSet | undefined;
         if (flags.stats !== undefined) {
           const files: { label: string; bytes: Uint8Array }[] = [];
@@ -142,11 +129,11 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         }
         const loaded = performance.now();
         const bar = progressBar(io);
-        const first = models.value[0]!;
+        const first = models[0]!;
         const result = await mergeModels(
-          models.value.map((m) => m.model),
-          models.value.map((m) => m.path),
-          data.value,
+          models.map((m) => m.model),
+          models.map((m) => m.path),
+          data,
           { mean: first.mean, std: first.std },
           {
             method: match.value.method,
@@ -174,7 +161,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           total: (end - start) / 1000,
         };
         if (flags.json) {
-          io.out(JSON.stringify({ ...report, out: flags.out, samples: data.value.count, seconds }));
+          io.out(JSON.stringify({ ...report, out: flags.out, samples: data.count, seconds }));
         } else {
           const merges = report.spaces.reduce(
             (a, s) => [a[0]! + s.crossModelMerges, a[1]! + s.sameModelMerges],

@@ -1,18 +1,12 @@
 /** @file `zipit stats`: the statistics of a merge on one shard of the data, saved to a file that `zipit merge --stats` sums. */
 import { Option } from 'commander';
-import { fail, ok } from '../errors.js';
+import { ok } from '../errors.js';
 import { collectMergeStatistics } from '../merge/pipeline.js';
 import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { encodeStatistics } from '../stats/file.js';
 import type { RegisterCommand } from './commands.js';
 import { parseIntOption, parseNumberList, progressBar } from './common.js';
-import {
-  checkSamePreprocessing,
-  loadDataset,
-  loadModels,
-  mergeData,
-  resolveTasks,
-} from './inputs.js';
+import { loadMergeInputs } from './inputs.js';
 
 interface StatsFlags {
   out: string;
@@ -61,26 +55,17 @@ export const registerStats: RegisterCommand = (program, io, run) => {
     )
     .action((paths: string[], flags: StatsFlags) =>
       run(async () => {
-        if (paths.length < 2)
-          return fail('bad-argument', `Expected at least 2 models, got ${paths.length}.`);
         const writable = checkOutputPath(flags.out, paths);
         if (!writable.ok) return writable;
-        const models = loadModels(paths, flags);
-        if (!models.ok) return models;
-        const shared = checkSamePreprocessing(models.value);
-        if (!shared.ok) return shared;
-        const dataset = loadDataset(flags.data);
-        if (!dataset.ok) return dataset;
-        const tasks = resolveTasks(flags.tasks, dataset.value);
-        if (!tasks.ok) return tasks;
-        const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
-        if (!data.ok) return data;
+        const inputs = loadMergeInputs(paths, flags);
+        if (!inputs.ok) return inputs;
+        const { models, data } = inputs.value;
         const bar = progressBar(io);
-        const first = models.value[0]!;
+        const first = models[0]!;
         const statistics = await collectMergeStatistics(
-          models.value.map((m) => m.model),
+          models.map((m) => m.model),
           paths,
-          data.value,
+          data,
           { mean: first.mean, std: first.std },
           {
             method: 'zipit',
@@ -96,7 +81,7 @@ export const registerStats: RegisterCommand = (program, io, run) => {
         const written = writeFileAtomic(flags.out, encodeStatistics(statistics.value), paths);
         if (!written.ok) return written;
         io.out(
-          `wrote statistics of ${statistics.value.size} spaces over ${data.value.count} images to ${flags.out}`,
+          `wrote statistics of ${statistics.value.size} spaces over ${data.count} images to ${flags.out}`,
         );
         return ok(undefined);
       }),

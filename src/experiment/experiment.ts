@@ -241,6 +241,17 @@ export async function runExperiment(
   if (!spaces.ok) return spaces;
   const stopPoints = findStopPoints(graph.value, spaces.value).map((p) => p.id);
   const results: PairResult[] = [];
+  const snapshot = (): ExperimentResults => ({
+    arch: options.arch,
+    width: options.width,
+    epochs: options.epochs,
+    samples,
+    chosen: chosen!,
+    pairs: results,
+    summary: summarize(results),
+  });
+  const save = (): Result<void> =>
+    writeFileAtomic(cachePath, `${JSON.stringify(snapshot(), null, 2)}\n`);
   for (let p = 1; p < options.pairs; p++) {
     const reuse = sameGrid
       ? cached?.pairs.find(
@@ -270,30 +281,11 @@ export async function runExperiment(
     results.push({ pair: p, tasks, seeds, rows: compared.value.rows });
     options.onNote?.(`pair ${p} evaluated`);
     // Save after every pair so an interrupted run resumes here.
-    const partial: ExperimentResults = {
-      arch: options.arch,
-      width: options.width,
-      epochs: options.epochs,
-      samples,
-      chosen: chosen!,
-      pairs: results,
-      summary: summarize(results),
-    };
-    const saved = writeFileAtomic(cachePath, `${JSON.stringify(partial, null, 2)}\n`);
+    const saved = save();
     if (!saved.ok) return saved;
   }
-  const final: ExperimentResults = {
-    arch: options.arch,
-    width: options.width,
-    epochs: options.epochs,
-    samples,
-    chosen: chosen!,
-    pairs: results,
-    summary: summarize(results),
-  };
-  const saved = writeFileAtomic(cachePath, `${JSON.stringify(final, null, 2)}\n`);
-  if (!saved.ok) return saved;
-  return ok(final);
+  const saved = save();
+  return saved.ok ? ok(snapshot()) : saved;
 }
 
 /** The summary as a Markdown table in the paper's Table 1 form (mean ± std over pairs). */

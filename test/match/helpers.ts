@@ -1,18 +1,10 @@
 /** @file Shared helpers for the matcher tests: a seeded RNG, random correlations, the golden fixture. */
 import { readFileSync } from 'node:fs';
+import { mulberry32 } from '../../src/data/random.js';
 import { correlationFromCovariance } from '../../src/match/types.js';
 
-/** A seeded uniform [0, 1) generator (mulberry32), so failures reproduce. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator, so failures reproduce. */
+export const seededRandom = mulberry32;
 
 /**
  * The correlation of `size` random features over `samples` draws, [size, size] row-major. With
