@@ -1,0 +1,120 @@
+/** @file Training throughput: images/s of one ONNX training step (forward, backward, SGD) for
+ * ResNet-20 x1 and x4 at batch 128 on 2 threads, beside PyTorch's for the same model and batch
+ * (scripts/torch-train-bench.py, run with /usr/bin/python3 when it has torch).
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { encodeModel } from '../src/onnx/model.js';
+import { float32Tensor, type Tensor } from '../src/onnx/tensor.js';
+import { createStatefulSession } from '../src/runtime/training-session.js';
+import { Random } from '../src/tensor/random.js';
+import { planTraining } from '../src/train/plan.js';
+import { buildStepGraph, momentumName } from '../src/train/step-graph.js';
+import { buildZooModel } from '../src/zoo/architectures.js';
+
+const BATCH = 128;
+const THREADS = 2;
+const WIDTHS = [1, 4];
+
+/** Steps after warm-up: enough for a stable mean at x1, few at x4 where one step takes seconds. */
+function stepsFor(width: number): number {
+  return width <= 1 ? 10 : 3;
+}
+
+async function onnxImagesPerSecond(
+  width: number,
+): Promise<{ imagesPerSecond: number; msPerStep: number }> {
+  const zoo = buildZooModel({
+    arch: 'resnet20',
+    width,
+    seed: 0,
+    inputShape: [1, 28, 28],
+    classLabels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    preprocessing: { mean: [0.286], std: [0.353] },
+  });
+  if (!zoo.ok) throw new Error(zoo.message);
+  const plan = planTraining(zoo.value, BATCH);
+  if (!plan.ok) throw new Error(plan.message);
+  const step = buildStepGraph(plan.value, { momentum: 0.9, weightDecay: 5e-4 });
+  if (!step.ok) throw new Error(step.message);
+  const initialState = new Map<string, Tensor<'float32'>>();
+  for (const [name, tensor] of plan.value.initializers) {
+    initialState.set(name, tensor as Tensor<'float32'>);
+    initialState.set(momentumName(name), float32Tensor(tensor.dims));
+  }
+  const session = await createStatefulSession(encodeModel(step.value.model), {
+    threads: THREADS,
+    initialState,
+    state: step.value.names.state,
+    fetch: ['loss'],
+  });
+  if (!session.ok) throw new Error(session.message);
+  const random = new Random(0);
+  const feeds = {
+    input: float32Tensor(
+      plan.value.inputShape,
+      Float32Array.from({ length: BATCH * 784 }, () => random.normal()),
+    ),
+    targets: float32Tensor(
+      [BATCH, 10],
+      Float32Array.from({ length: BATCH * 10 }, (_, i) => (i % 10 === random.int(10) ? 1 : 0)),
+    ),
+    learning_rate: float32Tensor([], Float32Array.of(0.05)),
+  };
+  await session.value.step(feeds); // warm-up: onnxruntime allocates its arenas on the first run
+  const steps = stepsFor(width);
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) await session.value.step(feeds);
+  const seconds = (performance.now() - started) / 1000;
+  await session.value.release();
+  return { imagesPerSecond: (steps * BATCH) / seconds, msPerStep: (1000 * seconds) / steps };
+}
+
+function torchImagesPerSecond(): Record<string, number> | { skipped: string } {
+  const script = join(import.meta.dirname, '..', 'scripts', 'torch-train-bench.py');
+  const result = spawnSync(
+    '/usr/bin/python3',
+    [script, '--widths', WIDTHS.join(','), '--batch', String(BATCH), '--threads', String(THREADS)],
+    { encoding: 'utf8' },
+  );
+  if (result.error || result.status !== 0)
+    return {
+      skipped: `python3 with torch unavailable (${result.error?.message ?? result.stderr.trim().split('\n').pop()})`,
+    };
+  return (JSON.parse(result.stdout) as { imagesPerSecond: Record<string, number> }).imagesPerSecond;
+}
+
+/** Measures ONNX training throughput and PyTorch's in the same run; ratios > 1 mean faster than PyTorch. */
+export async function benchTrain(): Promise<object> {
+  const onnx: Record<string, { imagesPerSecond: number; msPerStep: number }> = {};
+  for (const width of WIDTHS) {
+    const measured = await onnxImagesPerSecond(width);
+    onnx[`resnet20x${width}`] = {
+      imagesPerSecond: Number(measured.imagesPerSecond.toFixed(1)),
+      msPerStep: Number(measured.msPerStep.toFixed(0)),
+    };
+  }
+  const torch = torchImagesPerSecond();
+  const ratio: Record<string, number> = {};
+  if (!('skipped' in torch)) {
+    for (const [model, value] of Object.entries(onnx)) {
+      const reference = torch[model];
+      if (reference !== undefined)
+        ratio[model] = Number((value.imagesPerSecond / reference).toFixed(2));
+    }
+  }
+  return {
+    name: 'train',
+    batch: BATCH,
+    threads: THREADS,
+    input: '1x28x28',
+    onnx,
+    torch,
+    onnxOverTorch: ratio,
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  console.log(JSON.stringify(await benchTrain(), null, 2));
+}

@@ -1,0 +1,276 @@
+/** @file The `train` and `train-pair` commands: train zoo models on a dataset's classes and write them as ONNX. */
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadData, parseTasks } from '../data/spec.js';
+import type { Dataset } from '../data/dataset.js';
+import { fail, ok, type Result } from '../errors.js';
+import { writeFileAtomic, writeModelFile } from '../onnx/files.js';
+import { storedClassLabels, storedPreprocessing } from '../onnx/preprocessing.js';
+import {
+  checkTrainOptions,
+  taskAccuracy,
+  trainModel,
+  type Head,
+  type TrainOptions,
+} from '../train/trainer.js';
+import type { Architecture } from '../zoo/architectures.js';
+import { parseFloatOption, parseIntOption, progressBar, type CliIo } from './common.js';
+import type { RegisterCommand } from './commands.js';
+
+interface SharedFlags {
+  arch: string;
+  width: number;
+  epochs: number;
+  data: string;
+  test?: string;
+  batch: number;
+  lr: number;
+  threads: number;
+  head: string;
+  out: string;
+}
+
+/** Fails early (before training) if `path` cannot be written; writes nothing. */
+function checkWritable(path: string): Result<void> {
+  const target = resolve(path);
+  if (statSync(target, { throwIfNoEntry: false })?.isDirectory())
+    return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
+  try {
+    accessSync(dirname(target), constants.W_OK);
+  } catch (error: unknown) {
+    return fail(
+      'unwritable-output',
+      `Cannot write ${path} (${(error as { code?: string }).code ?? String(error)}); check that its folder exists and is writable.`,
+    );
+  }
+  return ok(undefined);
+}
+
+/** Fails early if `dir` is a file, or neither it nor (when it does not exist yet) its parent is writable. */
+function checkOutputFolder(dir: string): Result<void> {
+  const stats = statSync(dir, { throwIfNoEntry: false });
+  if (stats !== undefined && !stats.isDirectory())
+    return fail('unwritable-output', `Expected --out to be a folder, got the file ${dir}.`);
+  try {
+    accessSync(stats !== undefined ? dir : dirname(resolve(dir)), constants.W_OK);
+  } catch (error: unknown) {
+    return fail(
+      'unwritable-output',
+      `Cannot write into ${dir} (${(error as { code?: string }).code ?? String(error)}); check that it or its parent folder exists and is writable.`,
+    );
+  }
+  return ok(undefined);
+}
+
+function parseClassList(text: string): Result<number[]> {
+  const items = text.split(',').map((s) => s.trim());
+  if (items.some((s) => !/^\d+$/.test(s)))
+    return fail(
+      'bad-argument',
+      `Expected --classes to be comma-separated class indices, got '${text}'`,
+    );
+  return ok(items.map(Number));
+}
+
+function parseHead(text: string): Result<Head> {
+  return text === 'all' || text === 'own'
+    ? ok(text)
+    : fail('bad-argument', `Expected --head to be all or own, got ${text}`);
+}
+
+/** The test split matching a training spec (`fashion-mnist:train` -> `fashion-mnist:test`). */
+function testSpecOf(flags: SharedFlags): string {
+  return flags.test ?? flags.data.replace(/:train$/, ':test');
+}
+
+function baseOptions(
+  flags: SharedFlags,
+  head: Head,
+  classes: number[],
+  seed: number,
+): TrainOptions {
+  return {
+    arch: flags.arch as Architecture,
+    width: flags.width,
+    seed,
+    classes,
+    head,
+    epochs: flags.epochs,
+    batchSize: flags.batch,
+    learningRate: flags.lr,
+    threads: flags.threads,
+  };
+}
+
+/** Trains one model and scores it on the test split; returns the model and its task accuracy. */
+async function trainAndScore(
+  io: CliIo,
+  options: TrainOptions,
+  train: Dataset,
+  test: Dataset,
+  label: string,
+) {
+  const bar = progressBar(io);
+  const trained = await trainModel(train, { ...options, onProgress: bar.listener });
+  bar.stop();
+  if (!trained.ok) return trained;
+  const { model, summary } = trained.value;
+  const labels = storedClassLabels(model)![0]!;
+  const accuracy = await taskAccuracy(
+    model,
+    test,
+    options.classes,
+    labels,
+    storedPreprocessing(model)!,
+    { threads: options.threads ?? 2 },
+  );
+  if (!accuracy.ok) return accuracy;
+  const last = summary.epochs[summary.epochs.length - 1]!;
+  io.out(
+    `${label}: ${options.arch} x${options.width} classes ${options.classes.join(',')} seed ${options.seed}: ` +
+      `train loss ${last.loss.toFixed(4)}, train acc ${(100 * last.accuracy).toFixed(2)}%, ` +
+      `test task accuracy ${(100 * accuracy.value).toFixed(2)}% (${summary.seconds.toFixed(1)} s, ${summary.imagesPerSecond.toFixed(0)} img/s)`,
+  );
+  return ok({ model, accuracy: accuracy.value, summary });
+}
+
+function addShared(command: Command): Command {
+  return command
+    .requiredOption('--arch <arch>', 'mlp, vgg or resnet20')
+    .option('--width <n>', 'width multiplier', parseIntOption('--width', 1), 1)
+    .option('--epochs <n>', 'epochs', parseIntOption('--epochs', 1), 5)
+    .option('--data <spec>', 'training data spec', 'fashion-mnist:train')
+    .option('--test <spec>', 'test data spec (default: the :test split of --data)')
+    .option('--batch <n>', 'batch size', parseIntOption('--batch', 2), 128)
+    .option('--lr <rate>', 'peak learning rate (cosine schedule)', parseFloatOption('--lr'), 0.1)
+    .option('--threads <n>', 'onnxruntime threads', parseIntOption('--threads', 1), 2)
+    .option(
+      '--head <kind>',
+      "'all' (a logit per class of the dataset) or 'own' (the trained classes only)",
+      'all',
+    )
+    .requiredOption('--out <path>', 'output');
+}
+
+/** Registers `train` and `train-pair`. */
+export const registerTrain: RegisterCommand = (program, io, run) => {
+  addShared(
+    program
+      .command('train')
+      .description('Train a zoo model on some classes of a dataset; writes inference ONNX.'),
+  )
+    .requiredOption('--classes <list>', 'comma-separated classes to learn, e.g. 0,2,4,6,8')
+    .option(
+      '--seed <n>',
+      'seed of initialisation, order and augmentation',
+      parseIntOption('--seed'),
+      1,
+    )
+    .action((flags: SharedFlags & { classes: string; seed: number }) =>
+      run(async () => {
+        const head = parseHead(flags.head);
+        if (!head.ok) return head;
+        const classes = parseClassList(flags.classes);
+        if (!classes.ok) return classes;
+        const options = baseOptions(flags, head.value, classes.value, flags.seed);
+        // Fail on flags before spending seconds on loading data; 10 is the label space of every
+        // dataset spec we load, and trainModel checks again against the loaded one.
+        const checked = checkTrainOptions(options, 10);
+        if (!checked.ok) return checked;
+        const probe = checkWritable(flags.out);
+        if (!probe.ok) return probe;
+        const train = loadData(flags.data);
+        if (!train.ok) return train;
+        const test = loadData(testSpecOf(flags));
+        if (!test.ok) return test;
+        const result = await trainAndScore(io, options, train.value, test.value, 'model');
+        if (!result.ok) return result;
+        const written = writeModelFile(flags.out, result.value.model);
+        if (!written.ok) return written;
+        io.out(`wrote ${flags.out}`);
+        return ok(undefined);
+      }),
+    );
+
+  addShared(
+    program
+      .command('train-pair')
+      .description(
+        'Train models A and B on two disjoint class sets; writes a.onnx, b.onnx and pair.json.',
+      ),
+  )
+    .requiredOption('--split <tasks>', "two class sets, e.g. '0,2,4,6,8/1,3,5,7,9'")
+    .option('--seeds <a,b>', 'seeds of A and B', '1,2')
+    .action((flags: SharedFlags & { split: string; seeds: string }) =>
+      run(async () => {
+        const head = parseHead(flags.head);
+        if (!head.ok) return head;
+        const tasks = parseTasks(flags.split, 10);
+        if (!tasks.ok) return tasks;
+        if (tasks.value.length !== 2)
+          return fail(
+            'bad-argument',
+            `Expected --split to have two class sets separated by '/', got ${tasks.value.length}`,
+          );
+        const seeds = flags.seeds.split(',').map((s) => s.trim());
+        if (seeds.length !== 2 || seeds.some((s) => !/^\d+$/.test(s)))
+          return fail(
+            'bad-argument',
+            `Expected --seeds to be two integers like 1,2, got '${flags.seeds}'`,
+          );
+        const options = tasks.value.map((classes, i) =>
+          baseOptions(flags, head.value, classes, Number(seeds[i])),
+        );
+        for (const o of options) {
+          const checked = checkTrainOptions(o, 10);
+          if (!checked.ok) return checked;
+        }
+        const folder = checkOutputFolder(flags.out);
+        if (!folder.ok) return folder;
+        const train = loadData(flags.data);
+        if (!train.ok) return train;
+        const test = loadData(testSpecOf(flags));
+        if (!test.ok) return test;
+        const results = [];
+        for (const [i, o] of options.entries()) {
+          const result = await trainAndScore(io, o, train.value, test.value, i === 0 ? 'A' : 'B');
+          if (!result.ok) return result;
+          results.push(result.value);
+        }
+        try {
+          mkdirSync(flags.out, { recursive: true });
+        } catch (error: unknown) {
+          return fail(
+            'unwritable-output',
+            `Cannot create output folder ${flags.out} (${(error as { code?: string }).code ?? String(error)}).`,
+          );
+        }
+        // pair.json last: its presence means both models were written.
+        for (const [i, r] of results.entries()) {
+          const written = writeModelFile(join(flags.out, i === 0 ? 'a.onnx' : 'b.onnx'), r.model);
+          if (!written.ok) return written;
+        }
+        const record = {
+          arch: flags.arch,
+          width: flags.width,
+          split: tasks.value,
+          seeds: options.map((o) => o.seed),
+          epochs: flags.epochs,
+          head: head.value,
+          data: flags.data,
+          taskAccuracy: results.map((r) => r.accuracy),
+          trainSeconds: results.map((r) => Number(r.summary.seconds.toFixed(1))),
+        };
+        const written = writeFileAtomic(
+          join(flags.out, 'pair.json'),
+          `${JSON.stringify(record, null, 2)}\n`,
+        );
+        if (!written.ok) return written;
+        io.out(
+          `wrote ${join(flags.out, 'a.onnx')}, ${join(flags.out, 'b.onnx')}, ${join(flags.out, 'pair.json')}`,
+        );
+        return ok(undefined);
+      }),
+    );
+};

@@ -1,0 +1,582 @@
+/** @file Builds the ONNX "training step" graph of a {@link TrainingPlan}: forward pass with
+ * batch-statistics BatchNormalization, softmax cross-entropy, the backward pass written as
+ * ordinary ONNX ops, and SGD with momentum and weight decay, so one session run is one step.
+ */
+import { fail, ok, type Result } from '../errors.js';
+import { GraphBuilder, float, type AttributeInput } from '../onnx/builder.js';
+import type { Model, Node } from '../onnx/model.js';
+import { float32Tensor, int64Tensor } from '../onnx/tensor.js';
+import { geometryOf, type PlannedNode, type TrainableOp, type TrainingPlan } from './plan.js';
+
+/** How the weight gradient of a Conv is expressed (both exact; they differ only in speed). */
+export type ConvWeightGrad = 'conv' | 'im2col';
+
+/** Hyper-parameters baked into the step graph; the learning rate is fed per step. */
+export interface StepGraphOptions {
+  /** SGD momentum (PyTorch convention: v = mu * v + g; w -= lr * v). */
+  readonly momentum: number;
+  /** L2 weight decay on Conv and Gemm weights (not on biases or BN affine parameters). */
+  readonly weightDecay: number;
+  /** Default 'im2col'; see {@link ConvWeightGrad}. */
+  readonly convWeightGrad?: ConvWeightGrad;
+}
+
+/** Names of the step graph's inputs and outputs, so the loop can feed and collect them. */
+export interface StepGraphNames {
+  /** `[N, C, H, W]` normalised images. */
+  readonly input: string;
+  /** `[N, classes]` one-hot targets (float, so soft targets would work too). */
+  readonly targets: string;
+  /** `[]` learning rate of this step. */
+  readonly learningRate: string;
+  /** `[]` mean cross-entropy of the batch. */
+  readonly loss: string;
+  /** `[N, classes]` logits of the batch (before the update). */
+  readonly logits: string;
+  /** State carried between steps: each input name and the output holding its next value. */
+  readonly state: readonly { readonly input: string; readonly output: string }[];
+}
+
+/** The step graph and its interface. */
+export interface StepGraph {
+  readonly model: Model;
+  readonly names: StepGraphNames;
+}
+
+/** Graph input holding the momentum buffer of weight `name`. */
+export function momentumName(name: string): string {
+  return `momentum:${name}`;
+}
+
+/** Graph output holding the next value of state input `name`. */
+export function nextName(name: string): string {
+  return `next:${name}`;
+}
+
+const AXES_NHW = [0, 2, 3];
+
+/** A builder whose generated names cannot collide with the forward graph's copied names. */
+class StepBuilder extends GraphBuilder {
+  override node(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Readonly<Record<string, AttributeInput>> = {},
+    options: { name?: string; outputs?: readonly string[] | number } = {},
+  ): string[] {
+    return super.node(opType, inputs, attributes, {
+      ...options,
+      name: options.name ?? this.fresh(`step/${opType.toLowerCase()}`),
+    });
+  }
+}
+
+/** Emits the step graph; fails if a node's layout is one the rules do not cover. */
+export function buildStepGraph(plan: TrainingPlan, options: StepGraphOptions): Result<StepGraph> {
+  const b = new StepBuilder('training-step');
+  const e = new Emitter(b);
+  const n = plan.batchSize;
+  const input = b.input(plan.input, plan.inputShape);
+  const targets = b.input('targets', [n, plan.numClasses]);
+  const learningRate = b.input('learning_rate', []);
+
+  // Every initializer becomes a fed input: weights and running statistics change each step.
+  const trainable = new Set<string>();
+  const runningStats = new Set<string>();
+  for (const p of plan.nodes) {
+    if (p.op === 'BatchNormalization') {
+      trainable.add(p.node.inputs[1]!).add(p.node.inputs[2]!);
+      runningStats.add(p.node.inputs[3]!).add(p.node.inputs[4]!);
+    } else if (p.op === 'Conv' || p.op === 'Gemm') {
+      for (const name of p.node.inputs.slice(1)) trainable.add(name);
+    }
+  }
+  for (const [name, tensor] of plan.initializers) {
+    if (!trainable.has(name) && !runningStats.has(name)) {
+      return fail(
+        'unsupported-model',
+        `Initializer '${name}' is neither a weight nor a BN statistic the trainer knows.`,
+      );
+    }
+    b.input(name, tensor.dims);
+  }
+
+  /* ---------- forward ---------- */
+  const saved = new Map<PlannedNode, BatchNormSaved>();
+  const nextStats: Array<[string, string]> = [];
+  for (const p of plan.nodes) {
+    if (p.op === 'BatchNormalization') {
+      const bn = batchNormForward(e, p);
+      saved.set(p, bn);
+      nextStats.push([p.node.inputs[3]!, bn.nextMean], [p.node.inputs[4]!, bn.nextVar]);
+    } else {
+      b.node(p.node.opType, p.node.inputs, attributesOf(p.node), {
+        name: p.node.name,
+        outputs: p.node.outputs,
+      });
+    }
+  }
+
+  /* ---------- loss: mean softmax cross-entropy ---------- */
+  const logits = plan.output;
+  const logProbs = b.op('LogSoftmax', [logits], { axis: 1 });
+  const picked = b.op('ReduceSum', [b.op('Mul', [targets, logProbs]), e.ints([0, 1])], {
+    keepdims: 0,
+  });
+  b.node('Mul', [picked, e.scalar(-1 / n)], {}, { outputs: ['loss'] });
+  // d loss / d logits = (softmax - targets) / N
+  const dLogits = b.op('Mul', [b.op('Sub', [b.op('Exp', [logProbs]), targets]), e.scalar(1 / n)]);
+
+  /* ---------- backward, in reverse topological order ---------- */
+  const grads = new Map<string, string[]>();
+  const addGrad = (name: string, grad: string): void => {
+    const list = grads.get(name);
+    if (list) list.push(grad);
+    else grads.set(name, [grad]);
+  };
+  const gradOf = (name: string): string | undefined => {
+    const list = grads.get(name);
+    if (list === undefined) return undefined;
+    if (list.length === 1) return list[0]!;
+    const sum = b.op('Sum', list);
+    grads.set(name, [sum]);
+    return sum;
+  };
+  addGrad(logits, dLogits);
+  const convWeightGrad = options.convWeightGrad ?? 'im2col';
+  for (const p of [...plan.nodes].reverse()) {
+    const dy = gradOf(p.node.outputs[0]!);
+    if (dy === undefined) continue;
+    const needsInputGrad = p.node.inputs[0] !== input;
+    const contributions = GRADIENT_RULES[p.op]({
+      e,
+      p,
+      dy,
+      needsInputGrad,
+      saved: saved.get(p),
+      convWeightGrad,
+    });
+    for (const [name, grad] of contributions) addGrad(name, grad);
+  }
+
+  /* ---------- SGD with momentum and weight decay ---------- */
+  const state: Array<{ input: string; output: string }> = [];
+  const decayed = new Set(
+    plan.nodes.filter((p) => p.op === 'Conv' || p.op === 'Gemm').map((p) => p.node.inputs[1]!),
+  );
+  for (const name of plan.initializers.keys()) {
+    if (!trainable.has(name)) continue;
+    const grad = gradOf(name);
+    if (grad === undefined)
+      return fail('unsupported-model', `Weight '${name}' does not affect the loss.`);
+    const velocity = b.input(momentumName(name), plan.initializers.get(name)!.dims);
+    const g =
+      decayed.has(name) && options.weightDecay !== 0
+        ? b.op('Add', [grad, b.op('Mul', [name, e.scalar(options.weightDecay)])])
+        : grad;
+    const [nextVelocity] = b.node(
+      'Add',
+      [b.op('Mul', [velocity, e.scalar(options.momentum)]), g],
+      {},
+      { outputs: [nextName(velocity)] },
+    );
+    b.node(
+      'Sub',
+      [name, b.op('Mul', [nextVelocity!, learningRate])],
+      {},
+      { outputs: [nextName(name)] },
+    );
+    state.push(
+      { input: name, output: nextName(name) },
+      { input: velocity, output: nextName(velocity) },
+    );
+  }
+  for (const [name, next] of nextStats) {
+    b.node('Identity', [next], {}, { outputs: [nextName(name)] });
+    state.push({ input: name, output: nextName(name) });
+  }
+
+  b.output('loss', []);
+  b.output(logits, [n, plan.numClasses]);
+  for (const s of state)
+    b.output(s.output, plan.initializers.get(s.input.replace(/^momentum:/, ''))!.dims);
+  return ok({
+    model: b.build(),
+    names: { input, targets, learningRate, loss: 'loss', logits, state },
+  });
+}
+
+function attributesOf(
+  node: Node,
+): Record<string, number | readonly number[] | { float: number } | string> {
+  const out: Record<string, number | readonly number[] | { float: number } | string> = {};
+  for (const [key, a] of Object.entries(node.attributes)) {
+    if (a.type === 'int' || a.type === 'ints' || a.type === 'string') out[key] = a.value;
+    else if (a.type === 'float') out[key] = float(a.value);
+  }
+  return out;
+}
+
+/** Small helpers over the builder for constants and common patterns. */
+class Emitter {
+  private readonly constants = new Map<string, string>();
+  constructor(readonly b: GraphBuilder) {}
+
+  /** A float32 scalar constant (shared by value). */
+  scalar(value: number): string {
+    return this.cached(`f:${value}`, () =>
+      this.b.weight(`step/const${this.constants.size}`, float32Tensor([], Float32Array.of(value))),
+    );
+  }
+
+  /** A float32 constant vector. */
+  vector(values: readonly number[]): string {
+    return this.cached(`v:${values.join(',')}`, () =>
+      this.b.weight(
+        `step/const${this.constants.size}`,
+        float32Tensor([values.length], Float32Array.from(values)),
+      ),
+    );
+  }
+
+  /** An int64 constant vector (axes, shapes, pads). */
+  ints(values: readonly number[]): string {
+    return this.cached(`i:${values.join(',')}`, () =>
+      this.b.weight(`step/const${this.constants.size}`, int64Tensor([values.length], values)),
+    );
+  }
+
+  /** `x` with shape `dims`. */
+  reshape(x: string, dims: readonly number[]): string {
+    return this.b.op('Reshape', [x, this.ints(dims)]);
+  }
+
+  /** `scale * x + bias` per channel of an NCHW tensor, in one pass (BatchNormalization with mean 0, var 1, eps 0). */
+  channelAffine(x: string, scale: string, bias: string, channels: number): string {
+    return this.b.op(
+      'BatchNormalization',
+      [
+        x,
+        scale,
+        bias,
+        this.vector(new Array<number>(channels).fill(0)),
+        this.vector(new Array<number>(channels).fill(1)),
+      ],
+      {
+        epsilon: float(0),
+      },
+    );
+  }
+
+  private cached(key: string, make: () => string): string {
+    let name = this.constants.get(key);
+    if (name === undefined) {
+      name = make();
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+}
+
+/** What the BN backward rule needs from its forward pass. */
+interface BatchNormSaved {
+  readonly mean: string;
+  readonly variance: string;
+  readonly nextMean: string;
+  readonly nextVar: string;
+}
+
+function floatAttribute(node: Node, name: string, fallback: number): number {
+  const a = node.attributes[name];
+  return a?.type === 'float' ? a.value : fallback;
+}
+
+function batchNormForward(e: Emitter, p: PlannedNode): BatchNormSaved {
+  const b = e.b;
+  const [x, gamma, beta, runningMean, runningVar] = p.node.inputs as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const [n, , h, w] = p.outputShape as [number, number, number, number];
+  const count = n * h * w;
+  const epsilon = floatAttribute(p.node, 'epsilon', 1e-5);
+  const momentum = floatAttribute(p.node, 'momentum', 0.9);
+  const mean = b.op('ReduceMean', [x], { axes: AXES_NHW, keepdims: 0 }); // [C]
+  // NOTE: E[x^2] - E[x]^2 reads x once instead of twice; conv outputs here have |mean| of the
+  // order of their std, so float32 cancellation stays far below the BN epsilon. Relu clamps
+  // the rare tiny negative.
+  const meanSquare = b.op('Mul', [
+    b.op('ReduceSumSquare', [x], { axes: AXES_NHW, keepdims: 0 }),
+    e.scalar(1 / count),
+  ]);
+  const variance = b.op('Relu', [b.op('Sub', [meanSquare, b.op('Mul', [mean, mean])])]);
+  // The inference-form op applies the batch statistics in one fused pass.
+  b.node(
+    'BatchNormalization',
+    [x, gamma, beta, mean, variance],
+    { epsilon: float(epsilon) },
+    { name: p.node.name, outputs: p.node.outputs },
+  );
+  // Running statistics as PyTorch keeps them: unbiased batch variance, ONNX momentum convention.
+  const nextMean = b.op('Add', [
+    b.op('Mul', [runningMean, e.scalar(momentum)]),
+    b.op('Mul', [mean, e.scalar(1 - momentum)]),
+  ]);
+  const unbiased = b.op('Mul', [
+    variance,
+    e.scalar(((1 - momentum) * count) / Math.max(1, count - 1)),
+  ]);
+  const nextVar = b.op('Add', [b.op('Mul', [runningVar, e.scalar(momentum)]), unbiased]);
+  return { mean, variance, nextMean, nextVar };
+}
+
+/** Everything a gradient rule sees. */
+interface RuleContext {
+  readonly e: Emitter;
+  readonly p: PlannedNode;
+  /** Name of d loss / d output. */
+  readonly dy: string;
+  /** False when the op reads the graph input (no gradient wanted there). */
+  readonly needsInputGrad: boolean;
+  readonly saved: BatchNormSaved | undefined;
+  readonly convWeightGrad: ConvWeightGrad;
+}
+
+/** A gradient rule: the gradient contributions of one node to its inputs, as [input name, grad name]. */
+type GradientRule = (ctx: RuleContext) => Array<[string, string]>;
+
+const GRADIENT_RULES = {
+  Identity: ({ p, dy }) => [[p.node.inputs[0]!, dy]],
+  Flatten: ({ e, p, dy }) => [[p.node.inputs[0]!, e.reshape(dy, p.inputShapes[0]!)]],
+  Relu: ({ e, p, dy }) => {
+    const y = p.node.outputs[0]!;
+    const active = e.b.op('Greater', [y, e.scalar(0)]);
+    return [[p.node.inputs[0]!, e.b.op('Where', [active, dy, e.scalar(0)])]];
+  },
+  Add: ({ p, dy }) => p.node.inputs.map((name): [string, string] => [name, dy]),
+  GlobalAveragePool: ({ e, p, dy }) => {
+    const shape = p.inputShapes[0]!;
+    const scaled = e.b.op('Mul', [dy, e.scalar(1 / (shape[2]! * shape[3]!))]);
+    return [[p.node.inputs[0]!, e.b.op('Expand', [scaled, e.ints(shape)])]];
+  },
+  MaxPool: ({ e, p, dy }) => {
+    // Non-overlapping pools: a window's gradient goes to the position(s) equal to its max.
+    const [n, c, h, w] = p.inputShapes[0] as [number, number, number, number];
+    const { kernel } = geometryOf(p.node);
+    const [kh, kw] = kernel;
+    const upsample = (t: string): string =>
+      e.reshape(
+        e.b.op('Expand', [
+          e.reshape(t, [n, c, h / kh, 1, w / kw, 1]),
+          e.ints([n, c, h / kh, kh, w / kw, kw]),
+        ]),
+        [n, c, h, w],
+      );
+    const x = p.node.inputs[0]!;
+    const isMax = e.b.op('Equal', [x, upsample(p.node.outputs[0]!)]);
+    return [[x, e.b.op('Where', [isMax, upsample(dy), e.scalar(0)])]];
+  },
+  Gemm: ({ e, p, dy, needsInputGrad }) => {
+    const [x, w, bias] = p.node.inputs as [string, string, string];
+    const out: Array<[string, string]> = [
+      [w, e.b.op('Gemm', [dy, x], { transA: 1 })], // [out, in]
+      [bias, e.b.op('ReduceSum', [dy, e.ints([0])], { keepdims: 0 })],
+    ];
+    if (needsInputGrad) out.push([x, e.b.op('MatMul', [dy, w])]); // [N, in]
+    return out;
+  },
+  BatchNormalization: ({ e, p, dy, saved }) => {
+    if (saved === undefined) throw new Error('BN backward without its forward');
+    const b = e.b;
+    const [x, gamma, beta] = p.node.inputs as [string, string, string];
+    const [n, c, h, w] = p.outputShape as [number, number, number, number];
+    const count = n * h * w;
+    const epsilon = floatAttribute(p.node, 'epsilon', 1e-5);
+    const invStd = b.op('Reciprocal', [
+      b.op('Sqrt', [b.op('Add', [saved.variance, e.scalar(epsilon)])]),
+    ]);
+    const sumDy = b.op('ReduceSum', [dy, e.ints(AXES_NHW)], { keepdims: 0 }); // [C] = d beta
+    const sumDyX = b.op('ReduceSum', [b.op('Mul', [dy, x]), e.ints(AXES_NHW)], { keepdims: 0 });
+    // d gamma = sum(dy * xhat) = invStd * (sum(dy * x) - mean * sum(dy))
+    const dGamma = b.op('Mul', [invStd, b.op('Sub', [sumDyX, b.op('Mul', [saved.mean, sumDy])])]);
+    // dx = a*dy + k*x + c per channel, from dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)).
+    const a = b.op('Mul', [gamma, invStd]);
+    const k = b.op('Mul', [b.op('Mul', [a, invStd]), b.op('Mul', [dGamma, e.scalar(-1 / count)])]);
+    const shift = b.op('Sub', [
+      b.op('Mul', [a, b.op('Mul', [sumDy, e.scalar(-1 / count)])]),
+      b.op('Mul', [k, saved.mean]),
+    ]);
+    const dx = b.op('Add', [
+      e.channelAffine(dy, a, e.vector(new Array<number>(c).fill(0)), c),
+      e.channelAffine(x, k, shift, c),
+    ]);
+    return [
+      [x, dx],
+      [gamma, dGamma],
+      [beta, sumDy],
+    ];
+  },
+  Conv: (ctx) => convGradient(ctx),
+} satisfies Record<TrainableOp, GradientRule>;
+
+function convGradient({
+  e,
+  p,
+  dy,
+  needsInputGrad,
+  convWeightGrad,
+}: RuleContext): Array<[string, string]> {
+  const b = e.b;
+  const [x, w] = p.node.inputs as [string, string];
+  const out: Array<[string, string]> = [];
+  const dW =
+    convWeightGrad === 'conv' ? convWeightGradByConv(e, p, dy) : convWeightGradByIm2col(e, p, dy);
+  out.push([w, dW]);
+  if (p.node.inputs[2] !== undefined && p.node.inputs[2] !== '') {
+    out.push([p.node.inputs[2], b.op('ReduceSum', [dy, e.ints(AXES_NHW)], { keepdims: 0 })]);
+  }
+  if (needsInputGrad) out.push([x, convInputGrad(e, p, dy)]);
+  return out;
+}
+
+/** dX of a Conv: for stride 1 a Conv with the flipped, transposed kernel (measured faster here than ConvTranspose); otherwise ConvTranspose. */
+function convInputGrad(e: Emitter, p: PlannedNode, dy: string): string {
+  const b = e.b;
+  const [, , h, w] = p.inputShapes[0] as [number, number, number, number];
+  const [, , oh, ow] = p.outputShape as [number, number, number, number];
+  const g = geometryOf(p.node, p.inputShapes[1]);
+  const weight = p.node.inputs[1]!;
+  if (
+    g.strides[0] === 1 &&
+    g.strides[1] === 1 &&
+    g.pads[0] <= g.kernel[0] - 1 &&
+    g.pads[1] <= g.kernel[1] - 1
+  ) {
+    const transposed = b.op('Transpose', [weight], { perm: [1, 0, 2, 3] }); // [I, O, kh, kw]
+    const flipped = b.op('Slice', [
+      transposed,
+      e.ints([-1, -1]),
+      e.ints([-(2 ** 31), -(2 ** 31)]),
+      e.ints([2, 3]),
+      e.ints([-1, -1]),
+    ]);
+    const pads = [g.kernel[0] - 1 - g.pads[0], g.kernel[1] - 1 - g.pads[1]];
+    return b.op('Conv', [dy, flipped], {
+      kernel_shape: g.kernel,
+      pads: [pads[0]!, pads[1]!, pads[0]!, pads[1]!],
+    });
+  }
+  // The transposed convolution is exactly the adjoint of Conv; output_padding restores the
+  // rows a strided Conv dropped.
+  const outputPadding = [
+    h - (g.strides[0] * (oh - 1) + g.kernel[0] - 2 * g.pads[0]),
+    w - (g.strides[1] * (ow - 1) + g.kernel[1] - 2 * g.pads[1]),
+  ];
+  return b.op('ConvTranspose', [dy, weight], {
+    kernel_shape: g.kernel,
+    strides: g.strides,
+    pads: [g.pads[0], g.pads[1], g.pads[0], g.pads[1]],
+    output_padding: outputPadding,
+  });
+}
+
+/** dW as a Conv of the batch-transposed input with the batch-transposed output gradient. */
+function convWeightGradByConv(e: Emitter, p: PlannedNode, dy: string): string {
+  const b = e.b;
+  const g = geometryOf(p.node, p.inputShapes[1]);
+  const [, , h, w] = p.inputShapes[0] as [number, number, number, number];
+  const [, , oh, ow] = p.outputShape as [number, number, number, number];
+  const xt = b.op('Transpose', [p.node.inputs[0]!], { perm: [1, 0, 2, 3] }); // [I, N, H, W]
+  const dyt = b.op('Transpose', [dy], { perm: [1, 0, 2, 3] }); // [O, N, OH, OW]
+  // The strided forward conv becomes a dilated one here; it may yield an extra row/column.
+  let r = b.op('Conv', [xt, dyt], {
+    dilations: g.strides,
+    pads: [g.pads[0], g.pads[1], g.pads[0], g.pads[1]],
+  }); // [I, O, kh', kw']
+  const kh = h + 2 * g.pads[0] - g.strides[0] * (oh - 1);
+  const kw = w + 2 * g.pads[1] - g.strides[1] * (ow - 1);
+  if (kh !== g.kernel[0] || kw !== g.kernel[1]) {
+    r = b.op('Slice', [r, e.ints([0, 0]), e.ints(g.kernel), e.ints([2, 3])]);
+  }
+  return b.op('Transpose', [r], { perm: [1, 0, 2, 3] });
+}
+
+/** dW as one Gemm: output gradient [O, N*OH*OW] times the im2col patches [I*kh*kw, N*OH*OW]^T. */
+function convWeightGradByIm2col(e: Emitter, p: PlannedNode, dy: string): string {
+  const b = e.b;
+  const g = geometryOf(p.node, p.inputShapes[1]);
+  const [n, i] = p.inputShapes[0] as [number, number, number, number];
+  const [, o, oh, ow] = p.outputShape as [number, number, number, number];
+  const [kh, kw] = g.kernel;
+  if (g.strides[0] === 1 && g.strides[1] === 1) return convWeightGradFlat(e, p, dy);
+  let xt = b.op('Transpose', [p.node.inputs[0]!], { perm: [1, 0, 2, 3] }); // [I, N, H, W]
+  if (g.pads[0] > 0 || g.pads[1] > 0) {
+    xt = b.op('Pad', [xt, e.ints([0, 0, g.pads[0], g.pads[1], 0, 0, g.pads[0], g.pads[1]])]);
+  }
+  const taps: string[] = [];
+  for (let r = 0; r < kh; r++) {
+    for (let s = 0; s < kw; s++) {
+      const start = [r, s];
+      const end = [r + g.strides[0] * (oh - 1) + 1, s + g.strides[1] * (ow - 1) + 1];
+      const tap = b.op('Slice', [
+        xt,
+        e.ints(start),
+        e.ints(end),
+        e.ints([2, 3]),
+        e.ints(g.strides),
+      ]); // [I, N, OH, OW]
+      taps.push(b.op('Unsqueeze', [tap, e.ints([1])]));
+    }
+  }
+  const patches = e.reshape(taps.length === 1 ? taps[0]! : b.op('Concat', taps, { axis: 1 }), [
+    i * kh * kw,
+    n * oh * ow,
+  ]);
+  const dyt = e.reshape(b.op('Transpose', [dy], { perm: [1, 0, 2, 3] }), [o, n * oh * ow]);
+  return e.reshape(b.op('Gemm', [dyt, patches], { transB: 1 }), [o, i, kh, kw]);
+}
+
+/**
+ * Stride-1 dW by im2col over flattened, zero-padded planes: with X padded to [I, N*Hp*Wp] and
+ * dY zero-padded to the same grid, a kernel tap (r, s) is a shift by r*Wp + s of the flat
+ * index, so every tap is one contiguous slice (a memcpy) rather than a strided 4-D copy.
+ * The padding positions of dY are zero, so nothing wraps between rows or images.
+ */
+function convWeightGradFlat(e: Emitter, p: PlannedNode, dy: string): string {
+  const b = e.b;
+  const g = geometryOf(p.node, p.inputShapes[1]);
+  const [n, i, h, w] = p.inputShapes[0] as [number, number, number, number];
+  const [, o] = p.outputShape as [number, number, number, number];
+  const [kh, kw] = g.kernel;
+  const [ph, pw] = g.pads;
+  const hp = h + 2 * ph;
+  const wp = w + 2 * pw;
+  const flat = n * hp * wp;
+  const used = flat - ((kh - 1) * wp + (kw - 1));
+  let xt = b.op('Transpose', [p.node.inputs[0]!], { perm: [1, 0, 2, 3] }); // [I, N, H, W]
+  if (ph > 0 || pw > 0) xt = b.op('Pad', [xt, e.ints([0, 0, ph, pw, 0, 0, ph, pw])]);
+  const xFlat = e.reshape(xt, [i, flat]); // [I, N*Hp*Wp]
+  const taps: string[] = [];
+  for (let r = 0; r < kh; r++) {
+    for (let s = 0; s < kw; s++) {
+      const offset = r * wp + s;
+      const tap = b.op('Slice', [xFlat, e.ints([offset]), e.ints([offset + used]), e.ints([1])]);
+      taps.push(b.op('Unsqueeze', [tap, e.ints([1])])); // [I, 1, used]
+    }
+  }
+  const patches = e.reshape(taps.length === 1 ? taps[0]! : b.op('Concat', taps, { axis: 1 }), [
+    i * kh * kw,
+    used,
+  ]);
+  const dyt = b.op('Transpose', [dy], { perm: [1, 0, 2, 3] }); // [O, N, OH, OW]
+  const dyGrid = b.op('Pad', [dyt, e.ints([0, 0, 0, 0, 0, 0, kh - 1, kw - 1])]); // [O, N, Hp, Wp]
+  const dyFlat = b.op('Slice', [
+    e.reshape(dyGrid, [o, flat]),
+    e.ints([0]),
+    e.ints([used]),
+    e.ints([1]),
+  ]);
+  return e.reshape(b.op('Gemm', [dyFlat, patches], { transB: 1 }), [o, i, kh, kw]);
+}

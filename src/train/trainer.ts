@@ -1,0 +1,306 @@
+/** @file Trains a zoo model on onnxruntime: one session runs the step graph, the loop only fills
+ * batches and feeds the learning rate; the result is the zoo's inference model with trained
+ * weights and running statistics. Also scores a model's task accuracy on a test set.
+ */
+import { batches, checkClasses, selectClasses, type Dataset } from '../data/dataset.js';
+import { fail, ok, type Result } from '../errors.js';
+import type { Model } from '../onnx/model.js';
+import { encodeModel } from '../onnx/model.js';
+import { float32Tensor, type Tensor } from '../onnx/tensor.js';
+import type { ProgressListener } from '../progress.js';
+import { createSession } from '../runtime/session.js';
+import { createStatefulSession } from '../runtime/training-session.js';
+import { Random } from '../tensor/random.js';
+import { ARCHITECTURES, buildZooModel, type Architecture } from '../zoo/architectures.js';
+import { channelStatistics, fillAugmentedBatch, type Augmentation } from './augment.js';
+import { planTraining } from './plan.js';
+import { cosineLearningRate, defaultWarmupSteps } from './schedule.js';
+import { buildStepGraph, momentumName, type ConvWeightGrad } from './step-graph.js';
+
+/** Which logits the model gets: one per class of the label space, or one per trained class. */
+export type Head = 'all' | 'own';
+
+/** Everything that defines a training run; equal options and data give identical weights. */
+export interface TrainOptions {
+  readonly arch: Architecture;
+  readonly width: number;
+  /** Seeds initialisation, shuffling and augmentation. */
+  readonly seed: number;
+  /** The classes (labels of the dataset) this model learns. */
+  readonly classes: readonly number[];
+  /** Default 'all': a head over every class, as ZipIt!'s shared-head experiments use. */
+  readonly head?: Head;
+  readonly epochs: number;
+  /** Default 128. The last partial batch of an epoch is dropped (the step graph has a fixed batch). */
+  readonly batchSize?: number;
+  /** Peak learning rate of the cosine schedule (default 0.1, the CIFAR ResNet recipe). */
+  readonly learningRate?: number;
+  /** Default 0.9. */
+  readonly momentum?: number;
+  /** Default 5e-4. */
+  readonly weightDecay?: number;
+  /** Default: padding 2 and flips (28x28 images: 4 px crops cut too much of a garment). */
+  readonly augmentation?: Augmentation;
+  /** onnxruntime threads (default 2). */
+  readonly threads?: number;
+  readonly convWeightGrad?: ConvWeightGrad;
+  readonly onProgress?: ProgressListener;
+}
+
+/** Figures of a finished run. */
+export interface TrainSummary {
+  /** Mean loss and training accuracy (on augmented batches) of each epoch. */
+  readonly epochs: readonly { readonly loss: number; readonly accuracy: number }[];
+  readonly imagesPerSecond: number;
+  readonly seconds: number;
+}
+
+/** A trained model and how training went. */
+export interface TrainedModel {
+  readonly model: Model;
+  readonly summary: TrainSummary;
+}
+
+/** Checks options that do not need the data; the messages name the CLI flags. */
+export function checkTrainOptions(options: TrainOptions, numClasses: number): Result<void> {
+  if (!ARCHITECTURES.includes(options.arch)) {
+    return fail(
+      'bad-argument',
+      `Expected --arch to be one of ${ARCHITECTURES.join(', ')}, got ${String(options.arch)}`,
+    );
+  }
+  if (!Number.isInteger(options.width) || options.width < 1 || options.width > 64) {
+    return fail(
+      'bad-argument',
+      `Expected --width to be an integer in [1, 64], got ${options.width}`,
+    );
+  }
+  const classes = checkClasses(options.classes, numClasses, '--classes');
+  if (!classes.ok) return classes;
+  if (!Number.isInteger(options.epochs) || options.epochs < 1)
+    return fail('bad-argument', `Expected --epochs to be an integer >= 1, got ${options.epochs}`);
+  const batch = options.batchSize ?? 128;
+  if (!Number.isInteger(batch) || batch < 2)
+    return fail('bad-argument', `Expected --batch to be an integer >= 2, got ${batch}`);
+  const lr = options.learningRate ?? 0.1;
+  if (!(lr > 0) || !Number.isFinite(lr))
+    return fail('bad-argument', `Expected --lr to be a positive number, got ${lr}`);
+  return ok(undefined);
+}
+
+/** Logit index of each class of the label space (-1 when the head has no logit for it). */
+function logitOfClass(classes: readonly number[], head: Head, numClasses: number): Int32Array {
+  const index = new Int32Array(numClasses).fill(-1);
+  classes.forEach((k, position) => (index[k] = head === 'all' ? k : position));
+  return index;
+}
+
+/** Index of the largest of `logits[row, columns[*]]`: the prediction among a task's classes. */
+function argmaxAmong(
+  logits: Float32Array,
+  row: number,
+  width: number,
+  columns: readonly number[],
+): number {
+  let best = columns[0]!;
+  for (const c of columns) if (logits[row * width + c]! > logits[row * width + best]!) best = c;
+  return best;
+}
+
+/** Trains a zoo model on the images of `options.classes` in `train`. */
+export async function trainModel(
+  train: Dataset,
+  options: TrainOptions,
+): Promise<Result<TrainedModel>> {
+  const checked = checkTrainOptions(options, train.numClasses);
+  if (!checked.ok) return checked;
+  const head = options.head ?? 'all';
+  const batchSize = options.batchSize ?? 128;
+  const data = selectClasses(train, options.classes);
+  if (!data.ok) return data;
+  const ds = data.value;
+  const stepsPerEpoch = Math.floor(ds.count / batchSize);
+  if (stepsPerEpoch < 1)
+    return fail(
+      'bad-argument',
+      `Expected at least --batch ${batchSize} training images of classes ${options.classes.join(',')}, got ${ds.count}`,
+    );
+
+  // Statistics of the whole training set, not of the selected classes: models trained on
+  // different classes of one dataset then share their preprocessing, so a merged model
+  // can feed one input to both.
+  const { mean, std } = channelStatistics(train);
+  const classLabels =
+    head === 'all' ? Array.from({ length: train.numClasses }, (_, k) => k) : [...options.classes];
+  const zoo = buildZooModel({
+    arch: options.arch,
+    width: options.width,
+    seed: options.seed,
+    inputShape: [ds.channels, ds.height, ds.width],
+    classLabels,
+    preprocessing: { mean, std },
+  });
+  if (!zoo.ok) return zoo;
+  const plan = planTraining(zoo.value, batchSize);
+  if (!plan.ok) return plan;
+  const step = buildStepGraph(plan.value, {
+    momentum: options.momentum ?? 0.9,
+    weightDecay: options.weightDecay ?? 5e-4,
+    ...(options.convWeightGrad ? { convWeightGrad: options.convWeightGrad } : {}),
+  });
+  if (!step.ok) return step;
+  const names = step.value.names;
+  const initialState = new Map<string, Tensor<'float32'>>();
+  for (const [name, tensor] of plan.value.initializers) {
+    initialState.set(name, tensor as Tensor<'float32'>);
+    initialState.set(momentumName(name), float32Tensor(tensor.dims));
+  }
+  const session = await createStatefulSession(encodeModel(step.value.model), {
+    threads: options.threads ?? 2,
+    initialState,
+    state: names.state,
+    fetch: [names.loss, names.logits],
+  });
+  if (!session.ok) return session;
+
+  const random = new Random(options.seed);
+  const augmentation = options.augmentation ?? { padding: 2, flip: true };
+  const numLogits = classLabels.length;
+  const logitIndex = logitOfClass(options.classes, head, train.numClasses);
+  const taskColumns = options.classes.map((k) => logitIndex[k]!);
+  const input = float32Tensor(plan.value.inputShape);
+  const targets = float32Tensor([batchSize, numLogits]);
+  const learningRate = float32Tensor([], new Float32Array(1));
+  const totalSteps = stepsPerEpoch * options.epochs;
+  const warmup = defaultWarmupSteps(totalSteps);
+  const history: Array<{ loss: number; accuracy: number }> = [];
+  const started = performance.now();
+  try {
+    for (let epoch = 0; epoch < options.epochs; epoch++) {
+      const order = random.permutation(ds.count);
+      let lossSum = 0;
+      let correct = 0;
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        const indices = order.subarray(s * batchSize, (s + 1) * batchSize);
+        fillAugmentedBatch(ds, indices, augmentation, mean, std, random, input.data);
+        targets.data.fill(0);
+        for (let i = 0; i < batchSize; i++)
+          targets.data[i * numLogits + logitIndex[ds.labels[indices[i]!]!]!] = 1;
+        const globalStep = epoch * stepsPerEpoch + s;
+        learningRate.data[0] = cosineLearningRate(
+          globalStep,
+          totalSteps,
+          options.learningRate ?? 0.1,
+          warmup,
+        );
+        const out = await session.value.step({
+          [names.input]: input,
+          [names.targets]: targets,
+          [names.learningRate]: learningRate,
+        });
+        const loss = out[names.loss]!.data[0]!;
+        if (!Number.isFinite(loss)) {
+          return fail(
+            'runtime-error',
+            `Training diverged (loss ${loss}) at epoch ${epoch + 1}, step ${s + 1}; lower --lr.`,
+          );
+        }
+        lossSum += loss;
+        const logits = out[names.logits]!.data;
+        for (let i = 0; i < batchSize; i++) {
+          if (
+            argmaxAmong(logits, i, numLogits, taskColumns) === logitIndex[ds.labels[indices[i]!]!]
+          )
+            correct++;
+        }
+        const seconds = (performance.now() - started) / 1000;
+        const done = globalStep + 1;
+        options.onProgress?.({
+          phase: 'training',
+          done,
+          total: totalSteps,
+          info: {
+            epoch: epoch + 1,
+            loss: lossSum / (s + 1),
+            acc: correct / ((s + 1) * batchSize),
+            'img/s': Math.round((done * batchSize) / seconds),
+            left: `${Math.round(((totalSteps - done) * seconds) / done)}s`,
+          },
+        });
+      }
+      history.push({
+        loss: lossSum / stepsPerEpoch,
+        accuracy: correct / (stepsPerEpoch * batchSize),
+      });
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const trained = session.value.state();
+    const initializers = new Map(zoo.value.graph.initializers);
+    for (const name of initializers.keys()) {
+      initializers.set(
+        name,
+        float32Tensor(initializers.get(name)!.dims, Float32Array.from(trained.get(name)!)),
+      );
+    }
+    const model: Model = {
+      ...zoo.value,
+      metadata: {
+        ...zoo.value.metadata,
+        'zipit.trained_classes': options.classes.join(','),
+        'zipit.epochs': String(options.epochs),
+      },
+      graph: { ...zoo.value.graph, initializers },
+    };
+    return ok({
+      model,
+      summary: { epochs: history, seconds, imagesPerSecond: (totalSteps * batchSize) / seconds },
+    });
+  } finally {
+    await session.value.release();
+  }
+}
+
+/**
+ * Task accuracy of a trained model: the share of `test`'s images of `classes` whose largest
+ * logit among those classes' logits is the right one. `classLabels` is the class of each logit.
+ */
+export async function taskAccuracy(
+  model: Model,
+  test: Dataset,
+  classes: readonly number[],
+  classLabels: readonly number[],
+  normalization: { mean: readonly number[]; std: readonly number[] },
+  options: { threads?: number; batchSize?: number } = {},
+): Promise<Result<number>> {
+  const data = selectClasses(test, classes);
+  if (!data.ok) return data;
+  const columns = classes.map((k) => classLabels.indexOf(k));
+  if (columns.some((c) => c < 0))
+    return fail('bad-argument', `The model has no logit for some of classes ${classes.join(',')}.`);
+  const session = await createSession(model, { threads: options.threads ?? 2 });
+  if (!session.ok) return session;
+  const batched = batches(data.value, {
+    batchSize: options.batchSize ?? 256,
+    normalization: { mean: [...normalization.mean], std: [...normalization.std] },
+  });
+  if (!batched.ok) return batched;
+  const inputName = model.graph.inputs[0]!.name;
+  let correct = 0;
+  try {
+    for (const batch of batched.value) {
+      const input = float32Tensor(
+        [batch.size, data.value.channels, data.value.height, data.value.width],
+        batch.input,
+      );
+      const out = await session.value.run({ [inputName]: input });
+      const logits = Object.values(out)[0]!;
+      const width = logits.dims[1]!;
+      for (let i = 0; i < batch.size; i++) {
+        if (classLabels[argmaxAmong(logits.data, i, width, columns)] === batch.labels[i]) correct++;
+      }
+    }
+  } finally {
+    await session.value.release();
+  }
+  return ok(correct / data.value.count);
+}

@@ -1,0 +1,188 @@
+/** @file Every gradient rule of the step graph against central finite differences of the graph's own loss. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { GraphBuilder } from '../../src/onnx/builder.js';
+import { encodeModel, type Model } from '../../src/onnx/model.js';
+import { float32Tensor, type Tensor } from '../../src/onnx/tensor.js';
+import { createStatefulSession } from '../../src/runtime/training-session.js';
+import { Random } from '../../src/tensor/random.js';
+import { planTraining } from '../../src/train/plan.js';
+import { buildStepGraph, momentumName, type ConvWeightGrad } from '../../src/train/step-graph.js';
+import { batchNorm, conv, linear, relu, type LayerContext } from '../../src/zoo/layers.js';
+
+const N = 4;
+const C = 2;
+const H = 6;
+const K = 3;
+
+/** A tiny classifier: `body` maps the [N, C, H, W] input to [N, channels, size, size]; a 2-layer MLP head follows. */
+function tinyModel(
+  body: (ctx: LayerContext, x: string) => { value: string; channels: number; size: number },
+): Model {
+  const builder = new GraphBuilder('tiny');
+  const ctx = { builder, random: new Random(5) };
+  const { value, channels, size } = body(ctx, builder.input('input', ['N', C, H, H]));
+  const flat = builder.op('Flatten', [value], { axis: 1 });
+  const hidden = relu(ctx, linear(ctx, 'fc1', flat, channels * size * size, 5));
+  builder.node('Identity', [linear(ctx, 'fc2', hidden, 5, K)], {}, { outputs: ['logits'] });
+  builder.output('logits', ['N', K]);
+  return builder.build();
+}
+
+/**
+ * For each weight tensor, compares the analytic directional derivative g . d (the step graph's
+ * gradient, read from the new momentum with momentum 0 and no decay) with
+ * (L(w + eps d) - L(w - eps d)) / (2 eps) along a random direction d. Returns the worst
+ * relative error and the weight it occurred in.
+ */
+async function worstGradientError(
+  model: Model,
+  convWeightGrad: ConvWeightGrad = 'im2col',
+): Promise<{ error: number; weight: string }> {
+  const plan = planTraining(model, N);
+  assert.ok(plan.ok, !plan.ok ? plan.message : '');
+  const step = buildStepGraph(plan.value, { momentum: 0, weightDecay: 0, convWeightGrad });
+  assert.ok(step.ok, !step.ok ? step.message : '');
+  const weights = [...plan.value.initializers].filter(
+    ([name]) => !name.includes('running'),
+  ) as Array<[string, Tensor<'float32'>]>;
+  const initial = new Map<string, Tensor<'float32'>>();
+  for (const [name, tensor] of plan.value.initializers)
+    initial.set(name, tensor as Tensor<'float32'>);
+  for (const [name, tensor] of weights) initial.set(momentumName(name), float32Tensor(tensor.dims));
+  const session = await createStatefulSession(encodeModel(step.value.model), {
+    threads: 1,
+    initialState: initial,
+    state: step.value.names.state,
+    fetch: ['loss'],
+  });
+  assert.ok(session.ok);
+  const random = new Random(3);
+  const feeds = {
+    input: float32Tensor(
+      plan.value.inputShape,
+      Float32Array.from({ length: N * C * H * H }, () => random.normal()),
+    ),
+    targets: float32Tensor(
+      [N, K],
+      Float32Array.from({ length: N * K }, (_, i) => (i % K === Math.floor(i / K) % K ? 1 : 0)),
+    ),
+    learning_rate: float32Tensor([], Float32Array.of(0)),
+  };
+  const lossAt = async (state: Map<string, Tensor<'float32'>>): Promise<number> => {
+    session.value.setState(state);
+    return (await session.value.step(feeds)).loss!.data[0]!;
+  };
+  await lossAt(initial);
+  const gradients = new Map(
+    [...session.value.state()].map(([name, data]) => [name, Float32Array.from(data)]),
+  );
+  let worst = { error: 0, weight: '' };
+  const eps = 1e-3;
+  for (const [name, tensor] of weights) {
+    const g = gradients.get(momentumName(name))!;
+    const d = Float32Array.from(g, () => random.normal());
+    const analytic = g.reduce((sum, v, i) => sum + v * d[i]!, 0);
+    const shifted = (sign: number) =>
+      new Map(initial).set(
+        name,
+        float32Tensor(
+          tensor.dims,
+          tensor.data.map((v, i) => v + sign * eps * d[i]!),
+        ),
+      );
+    const numeric = ((await lossAt(shifted(1))) - (await lossAt(shifted(-1)))) / (2 * eps);
+    const error =
+      Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric) + Math.abs(analytic));
+    if (error > worst.error) worst = { error, weight: name };
+  }
+  await session.value.release();
+  return worst;
+}
+
+// NOTE: float32 losses; central differences with eps 1e-3 agree to ~1e-4 relative on these
+// shapes, so 1e-2 catches any wrong rule (a wrong rule is off by O(1)) without flaking.
+const TOLERANCE = 1e-2;
+
+const cases: Array<[string, Parameters<typeof tinyModel>[0]]> = [
+  [
+    'Conv 3x3 stride 1 (input and weight grads), Gemm, Relu, Flatten, Identity',
+    (ctx, x) => ({ value: conv(ctx, 'c2', conv(ctx, 'c1', x, C, 3), 3, 4), channels: 4, size: H }),
+  ],
+  [
+    'Conv 3x3 stride 2 (ConvTranspose input grad)',
+    (ctx, x) => ({
+      value: conv(ctx, 'c2', conv(ctx, 'c1', x, C, 3), 3, 4, { stride: 2 }),
+      channels: 4,
+      size: H / 2,
+    }),
+  ],
+  [
+    'Conv 1x1 with bias',
+    (ctx, x) => ({
+      value: conv(ctx, 'c2', conv(ctx, 'c1', x, C, 3), 3, 2, { kernel: 1, bias: true }),
+      channels: 2,
+      size: H,
+    }),
+  ],
+  [
+    'BatchNormalization with batch statistics, then Relu',
+    (ctx, x) => ({
+      value: relu(ctx, batchNorm(ctx, 'bn', conv(ctx, 'c1', x, C, 3), 3)),
+      channels: 3,
+      size: H,
+    }),
+  ],
+  [
+    'MaxPool 2x2',
+    (ctx, x) => ({
+      value: ctx.builder.op('MaxPool', [conv(ctx, 'c1', x, C, 3)], {
+        kernel_shape: [2, 2],
+        strides: [2, 2],
+      }),
+      channels: 3,
+      size: H / 2,
+    }),
+  ],
+  [
+    'GlobalAveragePool',
+    (ctx, x) => ({
+      value: ctx.builder.op('GlobalAveragePool', [conv(ctx, 'c1', x, C, 3)]),
+      channels: 3,
+      size: 1,
+    }),
+  ],
+  [
+    'Add of a residual branch (gradients summed over two consumers)',
+    (ctx, x) => {
+      const a = conv(ctx, 'c1', x, C, 3);
+      return {
+        value: relu(
+          ctx,
+          ctx.builder.op('Add', [a, batchNorm(ctx, 'bn', conv(ctx, 'c2', a, 3, 3), 3)]),
+        ),
+        channels: 3,
+        size: H,
+      };
+    },
+  ],
+];
+
+describe('step graph gradients vs finite differences', () => {
+  for (const [name, body] of cases) {
+    it(name, async () => {
+      const worst = await worstGradientError(tinyModel(body));
+      assert.ok(
+        worst.error < TOLERANCE,
+        `gradient of ${worst.weight} is off by ${worst.error.toExponential(2)} (relative)`,
+      );
+    });
+  }
+  it('Conv weight gradient expressed as a Conv over batch-transposed tensors', async () => {
+    const worst = await worstGradientError(tinyModel(cases[1]![1]), 'conv');
+    assert.ok(
+      worst.error < TOLERANCE,
+      `gradient of ${worst.weight} is off by ${worst.error.toExponential(2)} (relative)`,
+    );
+  });
+});

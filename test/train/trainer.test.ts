@@ -1,0 +1,134 @@
+/** @file A tiny training run on synthetic data: the loss falls, the run is deterministic, the export is the zoo's structure. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Dataset } from '../../src/data/dataset.js';
+import { storedClassLabels, storedPreprocessing } from '../../src/onnx/preprocessing.js';
+import { Random } from '../../src/tensor/random.js';
+import { cosineLearningRate } from '../../src/train/schedule.js';
+import { fillAugmentedBatch } from '../../src/train/augment.js';
+import { taskAccuracy, trainModel, type TrainOptions } from '../../src/train/trainer.js';
+import { buildZooModel } from '../../src/zoo/architectures.js';
+
+/** 4 classes of 8x8 images: a bright square in one of the four quadrants, plus noise. */
+function quadrants(count: number, seed: number): Dataset {
+  const random = new Random(seed);
+  const images = new Uint8Array(count * 64);
+  const labels = new Uint8Array(count);
+  for (let n = 0; n < count; n++) {
+    const label = n % 4;
+    labels[n] = label;
+    for (let y = 0; y < 8; y++) {
+      for (let x = 0; x < 8; x++) {
+        const inside = (y < 4 ? 0 : 2) + (x < 4 ? 0 : 1) === label;
+        images[n * 64 + y * 8 + x] = Math.min(255, (inside ? 160 : 30) + random.int(60));
+      }
+    }
+  }
+  return { images, labels, count, channels: 1, height: 8, width: 8, numClasses: 4 };
+}
+
+const base: TrainOptions = {
+  arch: 'resnet20',
+  width: 1,
+  seed: 7,
+  classes: [0, 1, 2, 3],
+  epochs: 3,
+  batchSize: 16,
+  learningRate: 0.05,
+  threads: 1,
+  augmentation: { padding: 1, flip: false },
+};
+
+describe('trainModel', () => {
+  it('lowers the loss, learns the task and exports the zoo structure with the head and metadata', async () => {
+    const result = await trainModel(quadrants(160, 1), {
+      ...base,
+      classes: [1, 2, 3],
+      head: 'own',
+    });
+    assert.ok(result.ok, !result.ok ? result.message : '');
+    const { model, summary } = result.value;
+    assert.ok(
+      summary.epochs[2]!.loss < summary.epochs[0]!.loss * 0.7,
+      `loss ${summary.epochs.map((e) => e.loss.toFixed(3)).join(' -> ')}`,
+    );
+    const zoo = buildZooModel({
+      arch: 'resnet20',
+      width: 1,
+      seed: 7,
+      inputShape: [1, 8, 8],
+      classLabels: [1, 2, 3],
+      preprocessing: { mean: [0], std: [1] },
+    });
+    assert.ok(zoo.ok);
+    assert.deepEqual(
+      [...model.graph.initializers.keys()],
+      [...zoo.value.graph.initializers.keys()],
+    );
+    assert.deepEqual(
+      model.graph.nodes.map((n) => n.opType),
+      zoo.value.graph.nodes.map((n) => n.opType),
+    );
+    assert.deepEqual(storedClassLabels(model), [[1, 2, 3]]);
+    const runningVar = model.graph.initializers.get('bn1.running_var')!.data as Float32Array;
+    assert.ok(
+      runningVar.some((v) => Math.abs(v - 1) > 1e-3),
+      'running statistics were updated',
+    );
+    const accuracy = await taskAccuracy(
+      model,
+      quadrants(80, 2),
+      [1, 2, 3],
+      [1, 2, 3],
+      storedPreprocessing(model)!,
+      { threads: 1 },
+    );
+    assert.ok(accuracy.ok);
+    assert.ok(accuracy.value > 0.9, `task accuracy ${accuracy.value}`);
+  });
+
+  it('gives bit-identical weights for the same seed and different ones for another seed', async () => {
+    const options = { ...base, arch: 'mlp' as const, epochs: 1 };
+    const [a, b, c] = await Promise.all([
+      trainModel(quadrants(64, 1), options),
+      trainModel(quadrants(64, 1), options),
+      trainModel(quadrants(64, 1), { ...options, seed: 8 }),
+    ]);
+    assert.ok(a.ok && b.ok && c.ok);
+    const weights = (r: typeof a) =>
+      r.ok
+        ? Buffer.from(
+            (r.value.model.graph.initializers.get('fc1.weight')!.data as Float32Array).buffer,
+          )
+        : Buffer.alloc(0);
+    assert.ok(weights(a).equals(weights(b)));
+    assert.ok(!weights(a).equals(weights(c)));
+  });
+
+  it('EXPECTED FAILURE - classes outside the label space', async () => {
+    const result = await trainModel(quadrants(32, 1), { ...base, classes: [0, 9] });
+    assert.ok(!result.ok);
+    assert.equal(result.message, 'Expected classes 0..3 in --classes, got 9');
+  });
+});
+
+describe('schedule and augmentation', () => {
+  it('warms up linearly, peaks, and decays to zero by cosine', () => {
+    assert.equal(cosineLearningRate(0, 100, 0.1, 10), 0.01);
+    assert.ok(Math.abs(cosineLearningRate(9, 100, 0.1, 10) - 0.1) < 1e-12);
+    assert.ok(Math.abs(cosineLearningRate(55, 100, 0.1, 10) - 0.05) < 1e-12);
+    assert.ok(cosineLearningRate(100, 100, 0.1, 10) < 1e-12);
+  });
+
+  it('without padding or flips only normalises; with them it stays seeded', () => {
+    const ds = quadrants(2, 1);
+    const out = new Float32Array(128);
+    fillAugmentedBatch(ds, [0, 1], { padding: 0, flip: false }, [0.5], [0.25], new Random(1), out);
+    assert.ok(Math.abs(out[9]! - (ds.images[9]! / 255 - 0.5) / 0.25) < 1e-6);
+    const again = new Float32Array(128);
+    const other = new Float32Array(128);
+    fillAugmentedBatch(ds, [0, 1], { padding: 2, flip: true }, [0.5], [0.25], new Random(1), again);
+    fillAugmentedBatch(ds, [0, 1], { padding: 2, flip: true }, [0.5], [0.25], new Random(1), other);
+    assert.deepEqual(again, other);
+  });
+});
