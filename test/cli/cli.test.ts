@@ -16,7 +16,10 @@ const TORCH_PREPROCESSING = ['--mean', '0.2860', '--std', '0.3530'];
 
 function zipit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,21 +37,49 @@ test('zipit inspect prints the spaces and stop points (golden)', async () => {
 test("zipit eval --json prints one JSON object with PyTorch's accuracies", async () => {
   const { code, stdout } = await zipit(['eval', MLP_A, ...TASKS, ...TORCH_PREPROCESSING, '--json']);
   assert.equal(code, 0);
-  assert.deepEqual(JSON.parse(stdout), { joint: 0.4633, tasks: [0.9266, 0.3486], avg: 0.6376, n: 10000 });
+  assert.deepEqual(JSON.parse(stdout), {
+    joint: 0.4633,
+    tasks: [0.9266, 0.3486],
+    avg: 0.6376,
+    n: 10000,
+  });
 });
 
 test('zipit merge --json reports every phase, writes a model that zipit eval scores', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
   const out = join(dir, 'merged.onnx');
-  const merged = await zipit(['merge', MLP_A, MLP_B, ...TASKS, ...TORCH_PREPROCESSING, '--samples', '500', '--out', out, '--json']);
+  const merged = await zipit([
+    'merge',
+    MLP_A,
+    MLP_B,
+    ...TASKS,
+    ...TORCH_PREPROCESSING,
+    '--samples',
+    '500',
+    '--out',
+    out,
+    '--json',
+  ]);
   assert.equal(merged.code, 0, merged.stderr);
-  const report = JSON.parse(merged.stdout) as Record<string, unknown> & { seconds: Record<string, number>; spaces: { crossModelMerges: number; sameModelMerges: number }[] };
+  const report = JSON.parse(merged.stdout) as Record<string, unknown> & {
+    seconds: Record<string, number>;
+    spaces: { crossModelMerges: number; sameModelMerges: number }[];
+  };
   assert.equal(report.method, 'zipit');
   assert.deepEqual(report.parameters, { alpha: 0.3, beta: 0.125 });
   assert.equal(report.spacesMerged, 2);
-  assert.deepEqual(Object.keys(report.seconds), ['load', 'statistics', 'matching', 'apply', 'repair', 'write', 'total']);
+  assert.deepEqual(Object.keys(report.seconds), [
+    'load',
+    'statistics',
+    'matching',
+    'apply',
+    'repair',
+    'write',
+    'total',
+  ]);
   // 256 merged features from 512: each join removes one group.
-  for (const space of report.spaces) assert.equal(space.crossModelMerges + space.sameModelMerges, 256);
+  for (const space of report.spaces)
+    assert.equal(space.crossModelMerges + space.sameModelMerges, 256);
   assert.ok(existsSync(out));
   const scored = await zipit(['eval', out, ...TASKS, ...TORCH_PREPROCESSING, '--json']);
   assert.equal(scored.code, 0, scored.stderr);
@@ -58,9 +89,24 @@ test('zipit merge --json reports every phase, writes a model that zipit eval sco
 
 test('EXPECTED FAILURE - zipit eval answers bad input with one line and exit 1', async () => {
   const cases: [string[], string][] = [
-    [['eval', MLP_A, ...TASKS], `${MLP_A} has no stored preprocessing; pass --mean and --std (e.g. --mean 0.2860 --std 0.3530 for Fashion-MNIST).`],
-    [['eval', MLP_A, ...TORCH_PREPROCESSING, '--tasks', '0,1,12/2'], "Expected classes 0..9 in task 1 ('0,1,12') of '0,1,12/2', got 12"],
-    [['eval', MLP_A, ...TORCH_PREPROCESSING, '--data', 'idx:/nonexistent/images.gz,/nonexistent/labels.gz'], ''],
+    [
+      ['eval', MLP_A, ...TASKS],
+      `${MLP_A} has no stored preprocessing; pass --mean and --std (e.g. --mean 0.2860 --std 0.3530 for Fashion-MNIST).`,
+    ],
+    [
+      ['eval', MLP_A, ...TORCH_PREPROCESSING, '--tasks', '0,1,12/2'],
+      "Expected classes 0..9 in task 1 ('0,1,12') of '0,1,12/2', got 12",
+    ],
+    [
+      [
+        'eval',
+        MLP_A,
+        ...TORCH_PREPROCESSING,
+        '--data',
+        'idx:/nonexistent/images.gz,/nonexistent/labels.gz',
+      ],
+      '',
+    ],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await zipit(args);
@@ -68,7 +114,11 @@ test('EXPECTED FAILURE - zipit eval answers bad input with one line and exit 1',
     const lines = stderr.split('\n').filter((l) => l.startsWith('zipit: error:'));
     assert.equal(lines.length, 1, stderr);
     if (message !== '') assert.equal(lines[0], `zipit: error: ${message}`);
-    else assert.equal(lines[0], 'zipit: error: Expected the IDX images file at /nonexistent/images.gz, but there is no such file');
+    else
+      assert.equal(
+        lines[0],
+        'zipit: error: Expected the IDX images file at /nonexistent/images.gz, but there is no such file',
+      );
     assert.doesNotMatch(stderr, /\n\s+at /);
   }
 });

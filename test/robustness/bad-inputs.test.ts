@@ -185,7 +185,10 @@ test('EXPECTED FAILURE - dataset images of the wrong size or channel count', asy
     );
     assert.ok(!result.ok);
     assert.equal(result.reason, 'bad-dataset');
-    assert.match(result.message, new RegExp(`^Expected images of 1x28x28 for a\\.onnx, got ${shape.join('x')};`));
+    assert.match(
+      result.message,
+      new RegExp(`^Expected images of 1x28x28 for a\\.onnx, got ${shape.join('x')};`),
+    );
   }
 });
 
@@ -196,7 +199,13 @@ test('EXPECTED FAILURE - NaN or Inf weights are refused before any work, naming 
     d[0] = Number.NaN;
     d[3 * 784 + 5] = Number.NaN;
   });
-  const merged = await mergeModels([nan, mlp()], ['nan.onnx', 'b.onnx'], DATA, NORMALIZATION, OPTIONS);
+  const merged = await mergeModels(
+    [nan, mlp()],
+    ['nan.onnx', 'b.onnx'],
+    DATA,
+    NORMALIZATION,
+    OPTIONS,
+  );
   assert.ok(!merged.ok);
   assert.equal(merged.reason, 'bad-statistics');
   assert.equal(
@@ -206,18 +215,40 @@ test('EXPECTED FAILURE - NaN or Inf weights are refused before any work, naming 
   const inf = withWeight(mlp(), 'fc1.weight', (d) => {
     d[0] = Number.POSITIVE_INFINITY;
   });
-  const refused = await mergeModels([inf, mlp()], ['inf.onnx', 'b.onnx'], DATA, NORMALIZATION, OPTIONS);
+  const refused = await mergeModels(
+    [inf, mlp()],
+    ['inf.onnx', 'b.onnx'],
+    DATA,
+    NORMALIZATION,
+    OPTIONS,
+  );
   assert.ok(!refused.ok);
-  assert.match(refused.message, /^inf\.onnx: Weight 'fc1\.weight' has 1 non-finite value \(Infinity at index 0\)/);
+  assert.match(
+    refused.message,
+    /^inf\.onnx: Weight 'fc1\.weight' has 1 non-finite value \(Infinity at index 0\)/,
+  );
   assert.ok(checkFiniteWeights(mlp()).ok);
 });
 
 test('EXPECTED FAILURE - Inf activations (finite weights that overflow float32) give a clear Failure', async () => {
-  const huge = withWeight(withWeight(mlp(), 'fc1.weight', (d) => d.fill(1e20)), 'fc2.weight', (d) => d.fill(1e20));
-  const result = await mergeModels([huge, mlp()], ['huge.onnx', 'b.onnx'], DATA, NORMALIZATION, OPTIONS);
+  const huge = withWeight(
+    withWeight(mlp(), 'fc1.weight', (d) => d.fill(1e20)),
+    'fc2.weight',
+    (d) => d.fill(1e20),
+  );
+  const result = await mergeModels(
+    [huge, mlp()],
+    ['huge.onnx', 'b.onnx'],
+    DATA,
+    NORMALIZATION,
+    OPTIONS,
+  );
   assert.ok(!result.ok);
   assert.equal(result.reason, 'bad-statistics');
-  assert.match(result.message, /^Space \d+ \(.*\): Expected finite activations, got infinite values \(or float32 overflow\)/);
+  assert.match(
+    result.message,
+    /^Space \d+ \(.*\): Expected finite activations, got infinite values \(or float32 overflow\)/,
+  );
 });
 
 test('dead channels (zero variance): correlations stay finite and every method completes', async () => {
