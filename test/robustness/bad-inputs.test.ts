@@ -305,22 +305,18 @@ test('EXPECTED FAILURE - unknown method', () => {
   );
 });
 
-test(
-  'EXPECTED FAILURE - unknown method passed to mergeModels from JavaScript',
-  {
-    todo:
-      'src/merge/pipeline.ts calls matchers[options.method] unchecked: a TypeError after the ' +
-      'statistics pass (see docs/ROBUSTNESS.md)',
-  },
-  async () => {
-    const result = await mergeModels([mlp(), mlp(2)], ['a', 'b'], DATA, NORMALIZATION, {
-      ...OPTIONS,
-      method: 'average' as 'zipit',
-    });
-    assert.ok(!result.ok);
-    assert.equal(result.reason, 'bad-argument');
-  },
-);
+test('EXPECTED FAILURE - unknown method passed to mergeModels from JavaScript', async () => {
+  const result = await mergeModels([mlp(), mlp(2)], ['a', 'b'], DATA, NORMALIZATION, {
+    ...OPTIONS,
+    method: 'average' as 'zipit',
+  });
+  assert.ok(!result.ok);
+  assert.equal(result.reason, 'bad-argument');
+  assert.equal(
+    result.message,
+    "Expected --method to be 'zipit', 'permute' or 'wavg', got 'average'",
+  );
+});
 
 /* ---------- output ---------- */
 
