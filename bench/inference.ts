@@ -10,18 +10,6 @@ const BATCH = 128;
 const THREADS = 2;
 const REPEATS = 8;
 
-/** Best-of-REPEATS seconds per batch, after a warm-up run. */
-async function secondsPerBatch(run: () => Promise<unknown>): Promise<number> {
-  await run();
-  let best = Infinity;
-  for (let i = 0; i < REPEATS; i++) {
-    const start = performance.now();
-    await run();
-    best = Math.min(best, (performance.now() - start) / 1000);
-  }
-  return best;
-}
-
 /** Images/s of a plain forward pass and of one that also returns every space's site tensor, side by side. */
 export async function benchInference(): Promise<object> {
   const results: Record<string, object> = {};
@@ -49,9 +37,20 @@ export async function benchInference(): Promise<object> {
     if (!plain.ok || !capture.ok) throw new Error('session');
     const input = float32Tensor([BATCH, 1, 28, 28]);
     for (let i = 0; i < input.data.length; i++) input.data[i] = Math.sin(i * 0.01);
-    // Interleave the two measurements so that machine load hits both alike.
-    const plainSeconds = await secondsPerBatch(() => plain.value.run({ input }));
-    const captureSeconds = await secondsPerBatch(() => capture.value.run({ input }));
+    // Alternate the two measurements so that machine load hits both alike; best of each.
+    const once = async (session: typeof plain.value): Promise<number> => {
+      const start = performance.now();
+      await session.run({ input });
+      return (performance.now() - start) / 1000;
+    };
+    await once(plain.value);
+    await once(capture.value);
+    let plainSeconds = Infinity;
+    let captureSeconds = Infinity;
+    for (let i = 0; i < REPEATS; i++) {
+      plainSeconds = Math.min(plainSeconds, await once(plain.value));
+      captureSeconds = Math.min(captureSeconds, await once(capture.value));
+    }
     results[`resnet20x${width}`] = {
       imagesPerSecond: Math.round(BATCH / plainSeconds),
       withCaptureImagesPerSecond: Math.round(BATCH / captureSeconds),
