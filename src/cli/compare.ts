@@ -4,9 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Option } from 'commander';
 import { fail, ok } from '../errors.js';
 import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
-import { analyzeGraph } from '../graph/analyze.js';
-import { analyzeSpaces } from '../graph/spaces.js';
-import { findStopPoints } from '../merge/stop-points.js';
+import { allStopPointIds } from '../merge/stop-points.js';
 import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import type { ReportData } from '../report/types.js';
@@ -121,11 +119,9 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         const { models, data, tasks } = inputs.value;
         let stopPoints: string[] = [];
         if (flags.stopPoints === 'all') {
-          const graph = analyzeGraph(models[0]!.model);
-          if (!graph.ok) return graph;
-          const spaces = analyzeSpaces(graph.value);
-          if (!spaces.ok) return spaces;
-          stopPoints = findStopPoints(graph.value, spaces.value).map((p) => p.id);
+          const ids = allStopPointIds(models[0]!.model);
+          if (!ids.ok) return ids;
+          stopPoints = ids.value;
         } else if (flags.stopPoints !== undefined) stopPoints = flags.stopPoints.split(',');
         const methods: MethodSpec[] = [
           { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },

@@ -7,6 +7,7 @@ import { Option } from 'commander';
 import { fail, ok, type Result } from '../errors.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { compareMethods } from '../experiment/compare.js';
+import { allStopPointIds } from '../merge/stop-points.js';
 import { readModelFile, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import { comparisonReport } from './compare.js';
@@ -76,6 +77,9 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
         io.err(
           `${pair.value.what}\nMerging with ${flags.samples} unlabelled training images; evaluating on the 10,000 test images.`,
         );
+        // Partial zipping at every stop point too: the paper's main lever.
+        const stopPoints = allStopPointIds(models[0]!);
+        if (!stopPoints.ok) return stopPoints;
         const bar = progressBar(io);
         const result = await compareMethods({
           models,
@@ -85,6 +89,7 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
           testData: test.value,
           normalization: pair.value.preprocessing,
           threads: flags.threads,
+          stopPoints: stopPoints.value,
           onProgress: bar.listener,
         });
         bar.stop();

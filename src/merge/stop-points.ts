@@ -1,8 +1,9 @@
 /** @file Valid stop points for partial zipping: cuts of the graph where all flow passes through one space. */
 import { fail, ok, type Result } from '../errors.js';
-import type { AnalyzedGraph } from '../graph/analyze.js';
+import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
 import { countMacs } from '../graph/flops.js';
-import type { SpaceAnalysis } from '../graph/spaces.js';
+import { analyzeSpaces, type SpaceAnalysis } from '../graph/spaces.js';
+import type { Model } from '../onnx/model.js';
 
 /**
  * A cut after node `position` (in topological order): the only value computed before it and
@@ -120,4 +121,13 @@ export function resolveStopPoint(points: readonly StopPoint[], text: string): Re
     'bad-argument',
     `Unknown stop point '${text}'; expected a node name, a space id or a fraction in (0, 1); valid: ${list() || 'none'}.`,
   );
+}
+
+/** The ids of every stop point of a model (what `--stop-points all` means). */
+export function allStopPointIds(model: Model): Result<string[]> {
+  const graph = analyzeGraph(model);
+  if (!graph.ok) return graph;
+  const spaces = analyzeSpaces(graph.value);
+  if (!spaces.ok) return spaces;
+  return ok(findStopPoints(graph.value, spaces.value).map((p) => p.id));
 }
