@@ -1,6 +1,6 @@
 /** @file Shared CLI plumbing: the command result contract, argument parsers, progress bars. */
 import { SingleBar, Presets } from 'cli-progress';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Result } from '../errors.js';
 import type { ProgressListener } from '../progress.js';
 
@@ -103,4 +103,35 @@ export function progressBar(io: CliIo): { listener: ProgressListener; stop(): vo
 function formatNumber(value: number): string {
   if (Number.isInteger(value)) return String(value);
   return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3);
+}
+
+/** Adds `--mean` and `--std` (input preprocessing after /255) to a command that feeds data. */
+export function withPreprocessingOptions(command: Command): Command {
+  return command
+    .option(
+      '--mean <values>',
+      'input mean after /255 (one value or one per channel)',
+      parseNumberList('--mean'),
+    )
+    .option(
+      '--std <values>',
+      'input std after /255 (one value or one per channel)',
+      parseNumberList('--std'),
+    );
+}
+
+/** Adds `--threads` (onnxruntime intra-op threads), and `--batch` when a default is given. */
+export function withRunOptions(command: Command, batch?: number): Command {
+  if (batch !== undefined) {
+    command.addOption(
+      new Option('--batch <n>', 'batch size')
+        .default(batch)
+        .argParser(parseIntOption('--batch', 1)),
+    );
+  }
+  return command.addOption(
+    new Option('--threads <n>', 'onnxruntime threads')
+      .default(2)
+      .argParser(parseIntOption('--threads', 1)),
+  );
 }

@@ -9,7 +9,13 @@ import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import type { ReportData } from '../report/types.js';
 import type { RegisterCommand } from './commands.js';
-import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
+import {
+  parseFloatOption,
+  parseIntOption,
+  progressBar,
+  withPreprocessingOptions,
+  withRunOptions,
+} from './common.js';
 import { loadDataset, loadMergeInputs } from './inputs.js';
 import { formatTable } from './table.js';
 
@@ -61,118 +67,115 @@ export function comparisonReport(
 
 /** Registers `zipit compare`. */
 export const registerCompare: RegisterCommand = (program, io, run) => {
-  program
-    .command('compare')
-    .description(
-      'evaluate each model, W.Avg, Permute, ZipIt! (optionally at every stop point) and the ensemble',
-    )
-    .argument('<models...>', 'two or more ONNX models of one architecture')
-    .option('--tasks <sets>', "each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9")
-    .option('--data <spec>', 'merge data', 'fashion-mnist:train')
-    .option('--test-data <spec>', 'evaluation data', 'fashion-mnist:test')
-    .addOption(
-      new Option('--samples <n>', 'merge images')
-        .default(5000)
-        .argParser(parseIntOption('--samples', 1)),
-    )
-    .addOption(
-      new Option('--seed <n>', 'seed of the merge-data draw')
-        .default(0)
-        .argParser(parseIntOption('--seed')),
-    )
-    .addOption(
-      new Option('--alpha <x>', 'ZipIt! alpha').default(0.3).argParser(parseFloatOption('--alpha')),
-    )
-    .addOption(
-      new Option('--beta <x>', 'ZipIt! beta').default(0.125).argParser(parseFloatOption('--beta')),
-    )
-    .option(
-      '--stop-points <list>',
-      "partial zipping at these stop points: 'all' or comma-separated ids",
-    )
-    .option('--report <file>', 'write a self-contained HTML report')
-    .option('--json', 'print the rows as one JSON object')
-    .option('--no-repair', 'skip the statistics correction')
-    .option('--mean <values>', 'input mean after /255', parseNumberList('--mean'))
-    .option('--std <values>', 'input std after /255', parseNumberList('--std'))
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime threads')
-        .default(2)
-        .argParser(parseIntOption('--threads', 1)),
-    )
-    .action((paths: string[], flags: CompareFlags) =>
-      run(async () => {
-        if (paths.length < 2)
-          return fail(
-            'bad-argument',
-            `Expected at least 2 models to compare, got ${paths.length}.`,
-          );
-        if (flags.report !== undefined) {
-          mkdirSync(dirname(resolve(flags.report)), { recursive: true });
-          const writable = checkOutputPath(flags.report, paths);
-          if (!writable.ok) return writable;
-        }
-        const test = loadDataset(flags.testData);
-        if (!test.ok) return test;
-        const inputs = loadMergeInputs(paths, flags, test.value);
-        if (!inputs.ok) return inputs;
-        const { models, data, tasks } = inputs.value;
-        let stopPoints: string[] = [];
-        if (flags.stopPoints === 'all') {
-          const ids = allStopPointIds(models[0]!.model);
-          if (!ids.ok) return ids;
-          stopPoints = ids.value;
-        } else if (flags.stopPoints !== undefined) stopPoints = flags.stopPoints.split(',');
-        const methods: MethodSpec[] = [
-          { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
-          { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
-          { name: 'ZipIt!', method: 'zipit', alpha: flags.alpha, beta: flags.beta },
-        ];
-        const bar = progressBar(io);
-        const first = models[0]!;
-        const result = await compareMethods({
-          models: models.map((m) => m.model),
-          labels: models.map((m) => m.path),
-          tasks: tasks,
-          mergeData: data,
-          testData: test.value,
-          normalization: { mean: first.mean, std: first.std },
-          methods,
-          repair: flags.repair,
-          threads: flags.threads,
-          stopPoints,
-          onProgress: bar.listener,
-        });
-        bar.stop();
-        if (!result.ok) return result;
-        if (flags.json)
-          io.out(
-            JSON.stringify({
-              models: paths,
-              tasks: tasks,
-              samples: data.count,
-              rows: result.value.rows,
-            }),
-          );
-        else
-          io.out(
-            formatTable(
-              result.value.rows,
-              tasks.map((_, i) => `Task ${String.fromCharCode(65 + i)}`),
-            ),
-          );
-        if (flags.report !== undefined) {
-          const report = comparisonReport(
-            `zipit compare: ${paths.join(' + ')}`,
-            `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}`,
-            tasks,
-            result.value,
-          );
-          const written = writeFileAtomic(flags.report, renderReport(report), paths);
-          if (!written.ok) return written;
-          io.err(`report: ${resolve(flags.report)}`);
-        }
-        return ok(undefined);
-      }),
-    );
+  withRunOptions(
+    withPreprocessingOptions(
+      program
+        .command('compare')
+        .description(
+          'evaluate each model, W.Avg, Permute, ZipIt! (optionally at every stop point) and the ensemble',
+        )
+        .argument('<models...>', 'two or more ONNX models of one architecture')
+        .option('--tasks <sets>', "each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9")
+        .option('--data <spec>', 'merge data', 'fashion-mnist:train')
+        .option('--test-data <spec>', 'evaluation data', 'fashion-mnist:test')
+        .addOption(
+          new Option('--samples <n>', 'merge images')
+            .default(5000)
+            .argParser(parseIntOption('--samples', 1)),
+        )
+        .addOption(
+          new Option('--seed <n>', 'seed of the merge-data draw')
+            .default(0)
+            .argParser(parseIntOption('--seed')),
+        )
+        .addOption(
+          new Option('--alpha <x>', 'ZipIt! alpha')
+            .default(0.3)
+            .argParser(parseFloatOption('--alpha')),
+        )
+        .addOption(
+          new Option('--beta <x>', 'ZipIt! beta')
+            .default(0.125)
+            .argParser(parseFloatOption('--beta')),
+        )
+        .option(
+          '--stop-points <list>',
+          "partial zipping at these stop points: 'all' or comma-separated ids",
+        )
+        .option('--report <file>', 'write a self-contained HTML report')
+        .option('--json', 'print the rows as one JSON object')
+        .option('--no-repair', 'skip the statistics correction'),
+    ),
+  ).action((paths: string[], flags: CompareFlags) =>
+    run(async () => {
+      if (paths.length < 2)
+        return fail('bad-argument', `Expected at least 2 models to compare, got ${paths.length}.`);
+      if (flags.report !== undefined) {
+        mkdirSync(dirname(resolve(flags.report)), { recursive: true });
+        const writable = checkOutputPath(flags.report, paths);
+        if (!writable.ok) return writable;
+      }
+      const test = loadDataset(flags.testData);
+      if (!test.ok) return test;
+      const inputs = loadMergeInputs(paths, flags, test.value);
+      if (!inputs.ok) return inputs;
+      const { models, data, tasks } = inputs.value;
+      let stopPoints: string[] = [];
+      if (flags.stopPoints === 'all') {
+        const ids = allStopPointIds(models[0]!.model);
+        if (!ids.ok) return ids;
+        stopPoints = ids.value;
+      } else if (flags.stopPoints !== undefined) stopPoints = flags.stopPoints.split(',');
+      const methods: MethodSpec[] = [
+        { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
+        { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
+        { name: 'ZipIt!', method: 'zipit', alpha: flags.alpha, beta: flags.beta },
+      ];
+      const bar = progressBar(io);
+      const first = models[0]!;
+      const result = await compareMethods({
+        models: models.map((m) => m.model),
+        labels: models.map((m) => m.path),
+        tasks: tasks,
+        mergeData: data,
+        testData: test.value,
+        normalization: { mean: first.mean, std: first.std },
+        methods,
+        repair: flags.repair,
+        threads: flags.threads,
+        stopPoints,
+        onProgress: bar.listener,
+      });
+      bar.stop();
+      if (!result.ok) return result;
+      if (flags.json)
+        io.out(
+          JSON.stringify({
+            models: paths,
+            tasks: tasks,
+            samples: data.count,
+            rows: result.value.rows,
+          }),
+        );
+      else
+        io.out(
+          formatTable(
+            result.value.rows,
+            tasks.map((_, i) => `Task ${String.fromCharCode(65 + i)}`),
+          ),
+        );
+      if (flags.report !== undefined) {
+        const report = comparisonReport(
+          `zipit compare: ${paths.join(' + ')}`,
+          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}`,
+          tasks,
+          result.value,
+        );
+        const written = writeFileAtomic(flags.report, renderReport(report), paths);
+        if (!written.ok) return written;
+        io.err(`report: ${resolve(flags.report)}`);
+      }
+      return ok(undefined);
+    }),
+  );
 };

@@ -12,7 +12,7 @@ import { readModelFile, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import { comparisonReport } from './compare.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, progressBar } from './common.js';
+import { parseIntOption, progressBar, withRunOptions } from './common.js';
 import { mergeData } from './inputs.js';
 import { formatTable } from './table.js';
 
@@ -42,74 +42,70 @@ function readPair(dir: string): Result<DemoPair> {
 
 /** Registers `zipit demo`. */
 export const registerDemo: RegisterCommand = (program, io, run) => {
-  program
-    .command('demo')
-    .description('merge the committed demo pair with every method and print the comparison table')
-    .option('--out <dir>', 'folder for the HTML report', 'out')
-    .addOption(
-      new Option('--samples <n>', 'merge images')
-        .default(2000)
-        .argParser(parseIntOption('--samples', 1)),
-    )
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime threads')
-        .default(2)
-        .argParser(parseIntOption('--threads', 1)),
-    )
-    .action((flags: { out: string; samples: number; threads: number }) =>
-      run(async () => {
-        const start = performance.now();
-        const dir = demoDir();
-        const pair = readPair(dir);
-        if (!pair.ok) return pair;
-        const models = [];
-        for (const file of pair.value.models) {
-          const model = readModelFile(join(dir, file));
-          if (!model.ok) return model;
-          models.push(model.value);
-        }
-        const train = loadFashionMnist('train');
-        if (!train.ok) return train;
-        const test = loadFashionMnist('test');
-        if (!test.ok) return test;
-        const data = mergeData(train.value, pair.value.tasks.flat(), flags.samples, 0);
-        if (!data.ok) return data;
-        io.err(
-          `${pair.value.what}\nMerging with ${flags.samples} unlabelled training images; evaluating on the 10,000 test images.`,
-        );
-        // Partial zipping at every stop point too: the paper's main lever.
-        const stopPoints = allStopPointIds(models[0]!);
-        if (!stopPoints.ok) return stopPoints;
-        const bar = progressBar(io);
-        const result = await compareMethods({
-          models,
-          labels: pair.value.models,
-          tasks: pair.value.tasks,
-          mergeData: data.value,
-          testData: test.value,
-          normalization: pair.value.preprocessing,
-          threads: flags.threads,
-          stopPoints: stopPoints.value,
-          onProgress: bar.listener,
-        });
-        bar.stop();
-        if (!result.ok) return result;
-        const taskNames = pair.value.tasks.map(
-          (t, i) => `Task ${String.fromCharCode(65 + i)} (${t.join(',')})`,
-        );
-        io.out(formatTable(result.value.rows, taskNames));
-        const report = comparisonReport(
-          'zipit demo: merging two Fashion-MNIST models without training',
-          `${pair.value.what} Merge data: ${flags.samples} training images. Command: npm start.`,
-          pair.value.tasks,
-          result.value,
-        );
-        mkdirSync(flags.out, { recursive: true });
-        const path = resolve(flags.out, 'zipit-demo-report.html');
-        const written = writeFileAtomic(path, renderReport(report));
-        if (!written.ok) return written;
-        io.out(`\nreport: ${path}  (${((performance.now() - start) / 1000).toFixed(0)} s)`);
-        return ok(undefined);
-      }),
-    );
+  withRunOptions(
+    program
+      .command('demo')
+      .description('merge the committed demo pair with every method and print the comparison table')
+      .option('--out <dir>', 'folder for the HTML report', 'out')
+      .addOption(
+        new Option('--samples <n>', 'merge images')
+          .default(2000)
+          .argParser(parseIntOption('--samples', 1)),
+      ),
+  ).action((flags: { out: string; samples: number; threads: number }) =>
+    run(async () => {
+      const start = performance.now();
+      const dir = demoDir();
+      const pair = readPair(dir);
+      if (!pair.ok) return pair;
+      const models = [];
+      for (const file of pair.value.models) {
+        const model = readModelFile(join(dir, file));
+        if (!model.ok) return model;
+        models.push(model.value);
+      }
+      const train = loadFashionMnist('train');
+      if (!train.ok) return train;
+      const test = loadFashionMnist('test');
+      if (!test.ok) return test;
+      const data = mergeData(train.value, pair.value.tasks.flat(), flags.samples, 0);
+      if (!data.ok) return data;
+      io.err(
+        `${pair.value.what}\nMerging with ${flags.samples} unlabelled training images; evaluating on the 10,000 test images.`,
+      );
+      // Partial zipping at every stop point too: the paper's main lever.
+      const stopPoints = allStopPointIds(models[0]!);
+      if (!stopPoints.ok) return stopPoints;
+      const bar = progressBar(io);
+      const result = await compareMethods({
+        models,
+        labels: pair.value.models,
+        tasks: pair.value.tasks,
+        mergeData: data.value,
+        testData: test.value,
+        normalization: pair.value.preprocessing,
+        threads: flags.threads,
+        stopPoints: stopPoints.value,
+        onProgress: bar.listener,
+      });
+      bar.stop();
+      if (!result.ok) return result;
+      const taskNames = pair.value.tasks.map(
+        (t, i) => `Task ${String.fromCharCode(65 + i)} (${t.join(',')})`,
+      );
+      io.out(formatTable(result.value.rows, taskNames));
+      const report = comparisonReport(
+        'zipit demo: merging two Fashion-MNIST models without training',
+        `${pair.value.what} Merge data: ${flags.samples} training images. Command: npm start.`,
+        pair.value.tasks,
+        result.value,
+      );
+      mkdirSync(flags.out, { recursive: true });
+      const path = resolve(flags.out, 'zipit-demo-report.html');
+      const written = writeFileAtomic(path, renderReport(report));
+      if (!written.ok) return written;
+      io.out(`\nreport: ${path}  (${((performance.now() - start) / 1000).toFixed(0)} s)`);
+      return ok(undefined);
+    }),
+  );
 };

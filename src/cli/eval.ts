@@ -1,9 +1,8 @@
 /** @file `zipit eval`: joint and per-task accuracy of one model, a multi-output model, or an ensemble. */
-import { Option } from 'commander';
 import { ok } from '../errors.js';
 import { evaluateModels } from '../eval/evaluate.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, parseNumberList, progressBar } from './common.js';
+import { progressBar, withPreprocessingOptions, withRunOptions } from './common.js';
 import { formatPercent, loadDataset, loadModels, resolveTasks } from './inputs.js';
 
 interface EvalFlags {
@@ -18,65 +17,51 @@ interface EvalFlags {
 
 /** Registers `zipit eval`. */
 export const registerEval: RegisterCommand = (program, io, run) => {
-  program
-    .command('eval')
-    .description('joint and per-task accuracy of a model, or of several models as an ensemble')
-    .argument('<models...>', 'ONNX model files (several = the ensemble)')
-    .option(
-      '--data <spec>',
-      'fashion-mnist:test | fashion-mnist:train | idx:<images>,<labels> | cifar10:<dir>:train|test',
-      'fashion-mnist:test',
-    )
-    .option(
-      '--tasks <sets>',
-      "class sets separated by '/', e.g. 0,2,4,6,8/1,3,5,7,9 (default: one task of all classes)",
-    )
-    .option('--json', 'print one JSON object on stdout')
-    .option(
-      '--mean <values>',
-      'input mean after /255 (one value or one per channel)',
-      parseNumberList('--mean'),
-    )
-    .option(
-      '--std <values>',
-      'input std after /255 (one value or one per channel)',
-      parseNumberList('--std'),
-    )
-    .addOption(
-      new Option('--batch <n>', 'batch size').default(256).argParser(parseIntOption('--batch', 1)),
-    )
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime threads')
-        .default(2)
-        .argParser(parseIntOption('--threads', 1)),
-    )
-    .action((paths: string[], flags: EvalFlags) =>
-      run(async () => {
-        const models = loadModels(paths, flags);
-        if (!models.ok) return models;
-        const dataset = loadDataset(flags.data);
-        if (!dataset.ok) return dataset;
-        const tasks = resolveTasks(flags.tasks, dataset.value);
-        if (!tasks.ok) return tasks;
-        const bar = progressBar(io);
-        const result = await evaluateModels(
-          models.value.map((m) => ({ model: m.model, label: m.path, mean: m.mean, std: m.std })),
-          dataset.value,
-          tasks.value,
-          { batchSize: flags.batch, threads: flags.threads, onProgress: bar.listener },
+  withRunOptions(
+    withPreprocessingOptions(
+      program
+        .command('eval')
+        .description('joint and per-task accuracy of a model, or of several models as an ensemble')
+        .argument('<models...>', 'ONNX model files (several = the ensemble)')
+        .option(
+          '--data <spec>',
+          'fashion-mnist:test | fashion-mnist:train | idx:<images>,<labels> | cifar10:<dir>:train|test',
+          'fashion-mnist:test',
+        )
+        .option(
+          '--tasks <sets>',
+          "class sets separated by '/', e.g. 0,2,4,6,8/1,3,5,7,9 (default: one task of all classes)",
+        )
+        .option('--json', 'print one JSON object on stdout'),
+    ),
+    256,
+  ).action((paths: string[], flags: EvalFlags) =>
+    run(async () => {
+      const models = loadModels(paths, flags);
+      if (!models.ok) return models;
+      const dataset = loadDataset(flags.data);
+      if (!dataset.ok) return dataset;
+      const tasks = resolveTasks(flags.tasks, dataset.value);
+      if (!tasks.ok) return tasks;
+      const bar = progressBar(io);
+      const result = await evaluateModels(
+        models.value.map((m) => ({ model: m.model, label: m.path, mean: m.mean, std: m.std })),
+        dataset.value,
+        tasks.value,
+        { batchSize: flags.batch, threads: flags.threads, onProgress: bar.listener },
+      );
+      bar.stop();
+      if (!result.ok) return result;
+      const r = result.value;
+      if (flags.json)
+        io.out(JSON.stringify({ joint: r.joint, tasks: r.tasks, avg: r.avg, n: r.n }));
+      else {
+        const perTask = r.tasks.map((t, i) => `task${i} ${formatPercent(t)}`).join('  ');
+        io.out(
+          `joint ${formatPercent(r.joint)}  ${perTask}  avg ${formatPercent(r.avg)}  (n=${r.n})`,
         );
-        bar.stop();
-        if (!result.ok) return result;
-        const r = result.value;
-        if (flags.json)
-          io.out(JSON.stringify({ joint: r.joint, tasks: r.tasks, avg: r.avg, n: r.n }));
-        else {
-          const perTask = r.tasks.map((t, i) => `task${i} ${formatPercent(t)}`).join('  ');
-          io.out(
-            `joint ${formatPercent(r.joint)}  ${perTask}  avg ${formatPercent(r.avg)}  (n=${r.n})`,
-          );
-        }
-        return ok(undefined);
-      }),
-    );
+      }
+      return ok(undefined);
+    }),
+  );
 };

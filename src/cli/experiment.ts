@@ -9,7 +9,7 @@ import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import { ARCHITECTURES, type Architecture } from '../zoo/architectures.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, parseNumberList, progressBar } from './common.js';
+import { parseIntOption, parseNumberList, progressBar, withRunOptions } from './common.js';
 import { formatTable } from './table.js';
 
 interface ExperimentFlags {
@@ -29,126 +29,124 @@ interface ExperimentFlags {
 
 /** Registers `zipit experiment`. */
 export const registerExperiment: RegisterCommand = (program, io, run) => {
-  program
-    .command('experiment')
-    .description(
-      "the paper's experiment: train pairs on random 5+5 splits, pick alpha/beta on pair 0, compare every method on the rest",
-    )
-    .option('--arch <name>', ARCHITECTURES.join(' | '), 'resnet20')
-    .addOption(
-      new Option('--width <w>', 'width multiplier')
-        .default(1)
-        .argParser(parseIntOption('--width', 1)),
-    )
-    .addOption(
-      new Option('--pairs <p>', 'pairs to train (pair 0 is held out)')
-        .default(4)
-        .argParser(parseIntOption('--pairs', 2)),
-    )
-    .addOption(
-      new Option('--epochs <e>', 'training epochs per model')
-        .default(5)
-        .argParser(parseIntOption('--epochs', 1)),
-    )
-    .option('--data <name>', 'dataset (its :train and :test splits)', 'fashion-mnist')
-    .option(
-      '--out <dir>',
-      'folder for models, results.json and results.md (reused to resume)',
-      'runs/experiment',
-    )
-    .addOption(
-      new Option('--samples <n>', 'merge images')
-        .default(5000)
-        .argParser(parseIntOption('--samples', 1)),
-    )
-    .addOption(new Option('--seed <n>', 'base seed').default(0).argParser(parseIntOption('--seed')))
-    .option('--alphas <list>', 'alpha grid for the held-out pair', parseNumberList('--alphas'))
-    .option('--betas <list>', 'beta grid for the held-out pair', parseNumberList('--betas'))
-    .option('--report <file>', 'write a self-contained HTML report')
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime threads')
-        .default(2)
-        .argParser(parseIntOption('--threads', 1)),
-    )
-    .action((flags: ExperimentFlags) =>
-      run(async () => {
-        if (!(ARCHITECTURES as readonly string[]).includes(flags.arch)) {
-          return fail(
-            'bad-argument',
-            `Expected --arch to be one of ${ARCHITECTURES.join(', ')}, got ${flags.arch}`,
-          );
-        }
-        if (flags.report !== undefined) {
-          mkdirSync(dirname(resolve(flags.report)), { recursive: true });
-          const writable = checkOutputPath(flags.report);
-          if (!writable.ok) return writable;
-        }
-        const train = loadData(`${flags.data}:train`);
-        if (!train.ok) return train;
-        const test = loadData(`${flags.data}:test`);
-        if (!test.ok) return test;
-        const bar = progressBar(io);
-        const result = await runExperiment({
-          arch: flags.arch as Architecture,
-          width: flags.width,
-          pairs: flags.pairs,
-          epochs: flags.epochs,
-          train: train.value,
-          test: test.value,
-          out: flags.out,
-          samples: flags.samples,
-          seed: flags.seed,
-          ...(flags.alphas ? { alphas: flags.alphas } : {}),
-          ...(flags.betas ? { betas: flags.betas } : {}),
-          threads: flags.threads,
-          onProgress: bar.listener,
-          onNote: (line) => {
-            bar.stop();
-            io.err(line);
-          },
-        });
-        bar.stop();
-        if (!result.ok) return result;
-        const markdown = markdownTable(result.value);
-        const written = writeFileAtomic(join(flags.out, 'results.md'), markdown);
-        if (!written.ok) return written;
-        io.out(formatTable(result.value.summary, ['Task A', 'Task B']));
-        io.out(
-          `\nresults: ${resolve(flags.out, 'results.json')}, ${resolve(flags.out, 'results.md')}`,
+  withRunOptions(
+    program
+      .command('experiment')
+      .description(
+        "the paper's experiment: train pairs on random 5+5 splits, pick alpha/beta on pair 0, compare every method on the rest",
+      )
+      .option('--arch <name>', ARCHITECTURES.join(' | '), 'resnet20')
+      .addOption(
+        new Option('--width <w>', 'width multiplier')
+          .default(1)
+          .argParser(parseIntOption('--width', 1)),
+      )
+      .addOption(
+        new Option('--pairs <p>', 'pairs to train (pair 0 is held out)')
+          .default(4)
+          .argParser(parseIntOption('--pairs', 2)),
+      )
+      .addOption(
+        new Option('--epochs <e>', 'training epochs per model')
+          .default(5)
+          .argParser(parseIntOption('--epochs', 1)),
+      )
+      .option('--data <name>', 'dataset (its :train and :test splits)', 'fashion-mnist')
+      .option(
+        '--out <dir>',
+        'folder for models, results.json and results.md (reused to resume)',
+        'runs/experiment',
+      )
+      .addOption(
+        new Option('--samples <n>', 'merge images')
+          .default(5000)
+          .argParser(parseIntOption('--samples', 1)),
+      )
+      .addOption(
+        new Option('--seed <n>', 'base seed').default(0).argParser(parseIntOption('--seed')),
+      )
+      .option('--alphas <list>', 'alpha grid for the held-out pair', parseNumberList('--alphas'))
+      .option('--betas <list>', 'beta grid for the held-out pair', parseNumberList('--betas'))
+      .option('--report <file>', 'write a self-contained HTML report'),
+  ).action((flags: ExperimentFlags) =>
+    run(async () => {
+      if (!(ARCHITECTURES as readonly string[]).includes(flags.arch)) {
+        return fail(
+          'bad-argument',
+          `Expected --arch to be one of ${ARCHITECTURES.join(', ')}, got ${flags.arch}`,
         );
-        if (flags.report !== undefined) {
-          const zipRows = result.value.summary.filter((r) => /^ZipIt!\d+\/\d+$/.test(r.method));
-          const html = renderReport({
-            title: `zipit experiment: ${flags.arch} x${flags.width} on ${flags.data}`,
-            subtitle: `zipit experiment --arch ${flags.arch} --width ${flags.width} --pairs ${flags.pairs} --epochs ${flags.epochs}; mean ± std over ${result.value.pairs.length} pairs`,
-            tasks: [
-              { name: 'Task A', classes: result.value.pairs[0]?.tasks[0] ?? [] },
-              { name: 'Task B', classes: result.value.pairs[0]?.tasks[1] ?? [] },
-            ],
-            rows: result.value.summary,
-            curve: zipRows.map((r) => {
-              const [zipped, total] = r.method.replace('ZipIt!', '').split('/').map(Number) as [
-                number,
-                number,
-              ];
-              return {
-                label: `${zipped}/${total}`,
-                zipped,
-                total,
-                joint: r.joint,
-                avg: r.avg,
-                flops: r.flops,
-              };
-            }),
-            markers: result.value.summary
-              .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
-              .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
-          });
-          const saved = writeFileAtomic(flags.report, html);
-          if (!saved.ok) return saved;
-          io.out(`report: ${resolve(flags.report)}`);
-        }
-        return ok(undefined);
-      }),
-    );
+      }
+      if (flags.report !== undefined) {
+        mkdirSync(dirname(resolve(flags.report)), { recursive: true });
+        const writable = checkOutputPath(flags.report);
+        if (!writable.ok) return writable;
+      }
+      const train = loadData(`${flags.data}:train`);
+      if (!train.ok) return train;
+      const test = loadData(`${flags.data}:test`);
+      if (!test.ok) return test;
+      const bar = progressBar(io);
+      const result = await runExperiment({
+        arch: flags.arch as Architecture,
+        width: flags.width,
+        pairs: flags.pairs,
+        epochs: flags.epochs,
+        train: train.value,
+        test: test.value,
+        out: flags.out,
+        samples: flags.samples,
+        seed: flags.seed,
+        ...(flags.alphas ? { alphas: flags.alphas } : {}),
+        ...(flags.betas ? { betas: flags.betas } : {}),
+        threads: flags.threads,
+        onProgress: bar.listener,
+        onNote: (line) => {
+          bar.stop();
+          io.err(line);
+        },
+      });
+      bar.stop();
+      if (!result.ok) return result;
+      const markdown = markdownTable(result.value);
+      const written = writeFileAtomic(join(flags.out, 'results.md'), markdown);
+      if (!written.ok) return written;
+      io.out(formatTable(result.value.summary, ['Task A', 'Task B']));
+      io.out(
+        `\nresults: ${resolve(flags.out, 'results.json')}, ${resolve(flags.out, 'results.md')}`,
+      );
+      if (flags.report !== undefined) {
+        const zipRows = result.value.summary.filter((r) => /^ZipIt!\d+\/\d+$/.test(r.method));
+        const html = renderReport({
+          title: `zipit experiment: ${flags.arch} x${flags.width} on ${flags.data}`,
+          subtitle: `zipit experiment --arch ${flags.arch} --width ${flags.width} --pairs ${flags.pairs} --epochs ${flags.epochs}; mean ± std over ${result.value.pairs.length} pairs`,
+          tasks: [
+            { name: 'Task A', classes: result.value.pairs[0]?.tasks[0] ?? [] },
+            { name: 'Task B', classes: result.value.pairs[0]?.tasks[1] ?? [] },
+          ],
+          rows: result.value.summary,
+          curve: zipRows.map((r) => {
+            const [zipped, total] = r.method.replace('ZipIt!', '').split('/').map(Number) as [
+              number,
+              number,
+            ];
+            return {
+              label: `${zipped}/${total}`,
+              zipped,
+              total,
+              joint: r.joint,
+              avg: r.avg,
+              flops: r.flops,
+            };
+          }),
+          markers: result.value.summary
+            .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
+            .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
+        });
+        const saved = writeFileAtomic(flags.report, html);
+        if (!saved.ok) return saved;
+        io.out(`report: ${resolve(flags.report)}`);
+      }
+      return ok(undefined);
+    }),
+  );
 };

@@ -8,7 +8,13 @@ import { sumStatisticsFiles, type StatisticsSet } from '../stats/file.js';
 import { checkOutputPath, writeModelFile } from '../onnx/files.js';
 import { mergeModels } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
-import { parseFloatOption, parseIntOption, parseNumberList, progressBar } from './common.js';
+import {
+  parseFloatOption,
+  parseIntOption,
+  progressBar,
+  withPreprocessingOptions,
+  withRunOptions,
+} from './common.js';
 import { loadMergeInputs } from './inputs.js';
 
 interface MergeFlags {
@@ -33,150 +39,136 @@ interface MergeFlags {
 
 /** Registers `zipit merge`. */
 export const registerMerge: RegisterCommand = (program, io, run) => {
-  program
-    .command('merge')
-    .description(
-      'merge K models of one architecture into one (ZipIt!, Permute or weight averaging)',
-    )
-    .argument('<models...>', 'two or more ONNX model files of the same architecture')
-    .requiredOption('--out <file>', 'where to write the merged ONNX model')
-    .option('--method <name>', 'zipit | permute | wavg', 'zipit')
-    .addOption(
-      new Option('--alpha <x>', 'ZipIt! repeated-matching factor in [0, 1]')
-        .default(0.3)
-        .argParser(parseFloatOption('--alpha')),
-    )
-    .addOption(
-      new Option('--beta <x>', 'ZipIt! same-model budget factor in [0, 1]')
-        .default(0.125)
-        .argParser(parseFloatOption('--beta')),
-    )
-    .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
-    .addOption(
-      new Option('--samples <n>', 'merge images, drawn evenly from the classes')
-        .default(5000)
-        .argParser(parseIntOption('--samples', 1)),
-    )
-    .option(
-      '--tasks <sets>',
-      "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
-    )
-    .addOption(
-      new Option('--seed <n>', 'seed of the merge-data draw')
-        .default(0)
-        .argParser(parseIntOption('--seed')),
-    )
-    .option(
-      '--stop-at <point>',
-      "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
-    )
-    .addOption(
-      new Option('--max-memory <GiB>', 'refuse merges whose statistics would need more memory')
-        .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
-        .argParser(parseFloatOption('--max-memory')),
-    )
-    .option(
-      '--stats <files...>',
-      "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
-    )
-    .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
-    .option('--json', 'print one JSON object on stdout')
-    .option(
-      '--mean <values>',
-      'input mean after /255 (one value or one per channel)',
-      parseNumberList('--mean'),
-    )
-    .option(
-      '--std <values>',
-      'input std after /255 (one value or one per channel)',
-      parseNumberList('--std'),
-    )
-    .addOption(
-      new Option('--batch <n>', 'batch size').default(128).argParser(parseIntOption('--batch', 1)),
-    )
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime threads')
-        .default(2)
-        .argParser(parseIntOption('--threads', 1)),
-    )
-    .action((paths: string[], flags: MergeFlags) =>
-      run(async () => {
-        const start = performance.now();
-        const match = parseMatchOptions({
-          method: flags.method,
-          alpha: flags.alpha,
-          beta: flags.beta,
-        });
-        if (!match.ok) return match;
-        if (paths.length < 2)
-          return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
-        const writable = checkOutputPath(flags.out, paths);
-        if (!writable.ok) return writable;
-        const inputs = loadMergeInputs(paths, flags);
-        if (!inputs.ok) return inputs;
-        const { models, data } = inputs.value;
-        let statistics: StatisticsSet | undefined;
-        if (flags.stats !== undefined) {
-          const files: { label: string; bytes: Uint8Array }[] = [];
-          for (const path of flags.stats) {
-            const bytes = readFileBytes(path, 'statistics file');
-            if (!bytes.ok) return bytes;
-            files.push({ label: path, bytes: bytes.value });
-          }
-          const summed = sumStatisticsFiles(files);
-          if (!summed.ok) return summed;
-          statistics = summed.value;
+  withRunOptions(
+    withPreprocessingOptions(
+      program
+        .command('merge')
+        .description(
+          'merge K models of one architecture into one (ZipIt!, Permute or weight averaging)',
+        )
+        .argument('<models...>', 'two or more ONNX model files of the same architecture')
+        .requiredOption('--out <file>', 'where to write the merged ONNX model')
+        .option('--method <name>', 'zipit | permute | wavg', 'zipit')
+        .addOption(
+          new Option('--alpha <x>', 'ZipIt! repeated-matching factor in [0, 1]')
+            .default(0.3)
+            .argParser(parseFloatOption('--alpha')),
+        )
+        .addOption(
+          new Option('--beta <x>', 'ZipIt! same-model budget factor in [0, 1]')
+            .default(0.125)
+            .argParser(parseFloatOption('--beta')),
+        )
+        .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
+        .addOption(
+          new Option('--samples <n>', 'merge images, drawn evenly from the classes')
+            .default(5000)
+            .argParser(parseIntOption('--samples', 1)),
+        )
+        .option(
+          '--tasks <sets>',
+          "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
+        )
+        .addOption(
+          new Option('--seed <n>', 'seed of the merge-data draw')
+            .default(0)
+            .argParser(parseIntOption('--seed')),
+        )
+        .option(
+          '--stop-at <point>',
+          "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
+        )
+        .addOption(
+          new Option('--max-memory <GiB>', 'refuse merges whose statistics would need more memory')
+            .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
+            .argParser(parseFloatOption('--max-memory')),
+        )
+        .option(
+          '--stats <files...>',
+          "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
+        )
+        .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
+        .option('--json', 'print one JSON object on stdout'),
+    ),
+    128,
+  ).action((paths: string[], flags: MergeFlags) =>
+    run(async () => {
+      const start = performance.now();
+      const match = parseMatchOptions({
+        method: flags.method,
+        alpha: flags.alpha,
+        beta: flags.beta,
+      });
+      if (!match.ok) return match;
+      if (paths.length < 2)
+        return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
+      const writable = checkOutputPath(flags.out, paths);
+      if (!writable.ok) return writable;
+      const inputs = loadMergeInputs(paths, flags);
+      if (!inputs.ok) return inputs;
+      const { models, data } = inputs.value;
+      let statistics: StatisticsSet | undefined;
+      if (flags.stats !== undefined) {
+        const files: { label: string; bytes: Uint8Array }[] = [];
+        for (const path of flags.stats) {
+          const bytes = readFileBytes(path, 'statistics file');
+          if (!bytes.ok) return bytes;
+          files.push({ label: path, bytes: bytes.value });
         }
-        const loaded = performance.now();
-        const bar = progressBar(io);
-        const first = models[0]!;
-        const result = await mergeModels(
-          models.map((m) => m.model),
-          models.map((m) => m.path),
-          data,
-          { mean: first.mean, std: first.std },
-          {
-            method: match.value.method,
-            match: match.value.options,
-            repair: flags.repair,
-            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-            memoryLimit: flags.maxMemory * 2 ** 30,
-            ...(statistics ? { statistics } : {}),
-            batchSize: flags.batch,
-            threads: flags.threads,
-            onProgress: bar.listener,
-          },
+        const summed = sumStatisticsFiles(files);
+        if (!summed.ok) return summed;
+        statistics = summed.value;
+      }
+      const loaded = performance.now();
+      const bar = progressBar(io);
+      const first = models[0]!;
+      const result = await mergeModels(
+        models.map((m) => m.model),
+        models.map((m) => m.path),
+        data,
+        { mean: first.mean, std: first.std },
+        {
+          method: match.value.method,
+          match: match.value.options,
+          repair: flags.repair,
+          ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+          memoryLimit: flags.maxMemory * 2 ** 30,
+          ...(statistics ? { statistics } : {}),
+          batchSize: flags.batch,
+          threads: flags.threads,
+          onProgress: bar.listener,
+        },
+      );
+      bar.stop();
+      if (!result.ok) return result;
+      const beforeWrite = performance.now();
+      const written = writeModelFile(flags.out, result.value.model, paths);
+      if (!written.ok) return written;
+      const end = performance.now();
+      const report = result.value.report;
+      const seconds = {
+        load: (loaded - start) / 1000,
+        ...report.seconds,
+        write: (end - beforeWrite) / 1000,
+        total: (end - start) / 1000,
+      };
+      if (flags.json) {
+        io.out(JSON.stringify({ ...report, out: flags.out, samples: data.count, seconds }));
+      } else {
+        const merges = report.spaces.reduce(
+          (a, s) => [a[0]! + s.crossModelMerges, a[1]! + s.sameModelMerges],
+          [0, 0],
         );
-        bar.stop();
-        if (!result.ok) return result;
-        const beforeWrite = performance.now();
-        const written = writeModelFile(flags.out, result.value.model, paths);
-        if (!written.ok) return written;
-        const end = performance.now();
-        const report = result.value.report;
-        const seconds = {
-          load: (loaded - start) / 1000,
-          ...report.seconds,
-          write: (end - beforeWrite) / 1000,
-          total: (end - start) / 1000,
-        };
-        if (flags.json) {
-          io.out(JSON.stringify({ ...report, out: flags.out, samples: data.count, seconds }));
-        } else {
-          const merges = report.spaces.reduce(
-            (a, s) => [a[0]! + s.crossModelMerges, a[1]! + s.sameModelMerges],
-            [0, 0],
-          );
-          io.out(
-            `merged ${paths.length} models with ${report.method} (alpha ${report.parameters.alpha}, beta ${report.parameters.beta}): ` +
-              `${report.spacesMerged} spaces, ${merges[0]} cross-model and ${merges[1]} same-model merges, correction ${report.correction}` +
-              (report.stopAt
-                ? `, zipped ${report.stopAt.zipped}/${report.stopAt.total} layers (stop at ${report.stopAt.id}); `
-                : '; ') +
-              `wrote ${flags.out} in ${seconds.total.toFixed(1)} s`,
-          );
-        }
-        return ok(undefined);
-      }),
-    );
+        io.out(
+          `merged ${paths.length} models with ${report.method} (alpha ${report.parameters.alpha}, beta ${report.parameters.beta}): ` +
+            `${report.spacesMerged} spaces, ${merges[0]} cross-model and ${merges[1]} same-model merges, correction ${report.correction}` +
+            (report.stopAt
+              ? `, zipped ${report.stopAt.zipped}/${report.stopAt.total} layers (stop at ${report.stopAt.id}); `
+              : '; ') +
+            `wrote ${flags.out} in ${seconds.total.toFixed(1)} s`,
+        );
+      }
+      return ok(undefined);
+    }),
+  );
 };

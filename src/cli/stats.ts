@@ -5,7 +5,7 @@ import { collectMergeStatistics } from '../merge/pipeline.js';
 import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { encodeStatistics } from '../stats/file.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, parseNumberList, progressBar } from './common.js';
+import { parseIntOption, progressBar, withPreprocessingOptions, withRunOptions } from './common.js';
 import { loadMergeInputs } from './inputs.js';
 
 interface StatsFlags {
@@ -23,67 +23,61 @@ interface StatsFlags {
 
 /** Registers `zipit stats`. */
 export const registerStats: RegisterCommand = (program, io, run) => {
-  program
-    .command('stats')
-    .description(
-      'compute the statistics of a merge on this data shard and save them (sum shards with zipit merge --stats)',
-    )
-    .argument('<models...>', 'the models to be merged, in merge order')
-    .requiredOption('--out <file>', 'statistics file to write')
-    .option('--data <spec>', 'this shard of the merge data', 'fashion-mnist:train')
-    .addOption(
-      new Option('--samples <n>', 'images drawn evenly from the classes')
-        .default(5000)
-        .argParser(parseIntOption('--samples', 1)),
-    )
-    .option('--tasks <sets>', "the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9")
-    .addOption(
-      new Option('--seed <n>', 'seed of the draw (use a different one per shard)')
-        .default(0)
-        .argParser(parseIntOption('--seed')),
-    )
-    .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)')
-    .option('--mean <values>', 'input mean after /255', parseNumberList('--mean'))
-    .option('--std <values>', 'input std after /255', parseNumberList('--std'))
-    .addOption(
-      new Option('--batch <n>', 'batch size').default(128).argParser(parseIntOption('--batch', 1)),
-    )
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime threads')
-        .default(2)
-        .argParser(parseIntOption('--threads', 1)),
-    )
-    .action((paths: string[], flags: StatsFlags) =>
-      run(async () => {
-        const writable = checkOutputPath(flags.out, paths);
-        if (!writable.ok) return writable;
-        const inputs = loadMergeInputs(paths, flags);
-        if (!inputs.ok) return inputs;
-        const { models, data } = inputs.value;
-        const bar = progressBar(io);
-        const first = models[0]!;
-        const statistics = await collectMergeStatistics(
-          models.map((m) => m.model),
-          paths,
-          data,
-          { mean: first.mean, std: first.std },
-          {
-            method: 'zipit',
-            match: { alpha: 0.3, beta: 0.125 },
-            batchSize: flags.batch,
-            threads: flags.threads,
-            onProgress: bar.listener,
-            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-          },
-        );
-        bar.stop();
-        if (!statistics.ok) return statistics;
-        const written = writeFileAtomic(flags.out, encodeStatistics(statistics.value), paths);
-        if (!written.ok) return written;
-        io.out(
-          `wrote statistics of ${statistics.value.size} spaces over ${data.count} images to ${flags.out}`,
-        );
-        return ok(undefined);
-      }),
-    );
+  withRunOptions(
+    withPreprocessingOptions(
+      program
+        .command('stats')
+        .description(
+          'compute the statistics of a merge on this data shard and save them (sum shards with zipit merge --stats)',
+        )
+        .argument('<models...>', 'the models to be merged, in merge order')
+        .requiredOption('--out <file>', 'statistics file to write')
+        .option('--data <spec>', 'this shard of the merge data', 'fashion-mnist:train')
+        .addOption(
+          new Option('--samples <n>', 'images drawn evenly from the classes')
+            .default(5000)
+            .argParser(parseIntOption('--samples', 1)),
+        )
+        .option('--tasks <sets>', "the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9")
+        .addOption(
+          new Option('--seed <n>', 'seed of the draw (use a different one per shard)')
+            .default(0)
+            .argParser(parseIntOption('--seed')),
+        )
+        .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)'),
+    ),
+    128,
+  ).action((paths: string[], flags: StatsFlags) =>
+    run(async () => {
+      const writable = checkOutputPath(flags.out, paths);
+      if (!writable.ok) return writable;
+      const inputs = loadMergeInputs(paths, flags);
+      if (!inputs.ok) return inputs;
+      const { models, data } = inputs.value;
+      const bar = progressBar(io);
+      const first = models[0]!;
+      const statistics = await collectMergeStatistics(
+        models.map((m) => m.model),
+        paths,
+        data,
+        { mean: first.mean, std: first.std },
+        {
+          method: 'zipit',
+          match: { alpha: 0.3, beta: 0.125 },
+          batchSize: flags.batch,
+          threads: flags.threads,
+          onProgress: bar.listener,
+          ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+        },
+      );
+      bar.stop();
+      if (!statistics.ok) return statistics;
+      const written = writeFileAtomic(flags.out, encodeStatistics(statistics.value), paths);
+      if (!written.ok) return written;
+      io.out(
+        `wrote statistics of ${statistics.value.size} spaces over ${data.count} images to ${flags.out}`,
+      );
+      return ok(undefined);
+    }),
+  );
 };
