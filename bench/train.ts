@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { encodeModel } from '../src/onnx/model.js';
 import { float32Tensor, type Tensor } from '../src/onnx/tensor.js';
+import { nchwcBlockSize } from '../src/runtime/nchwc.js';
 import { createStatefulSession } from '../src/runtime/training-session.js';
 import { Random } from '../src/tensor/random.js';
 import { planTraining } from '../src/train/plan.js';
@@ -24,6 +25,7 @@ function stepsFor(width: number): number {
 
 async function onnxImagesPerSecond(
   width: number,
+  block: number | undefined,
 ): Promise<{ imagesPerSecond: number; msPerStep: number }> {
   const zoo = buildZooModel({
     arch: 'resnet20',
@@ -36,7 +38,11 @@ async function onnxImagesPerSecond(
   if (!zoo.ok) throw new Error(zoo.message);
   const plan = planTraining(zoo.value, BATCH);
   if (!plan.ok) throw new Error(plan.message);
-  const step = buildStepGraph(plan.value, { momentum: 0.9, weightDecay: 5e-4 });
+  const step = buildStepGraph(plan.value, {
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    ...(block !== undefined ? { nchwcBlock: block } : {}),
+  });
   if (!step.ok) throw new Error(step.message);
   const initialState = new Map<string, Tensor<'float32'>>();
   for (const [name, tensor] of plan.value.initializers) {
@@ -87,13 +93,21 @@ function torchImagesPerSecond(): Record<string, number> | { skipped: string } {
 
 /** Measures ONNX training throughput and PyTorch's in the same run; ratios > 1 mean faster than PyTorch. */
 export async function benchTrain(): Promise<object> {
+  const block = await nchwcBlockSize();
   const onnx: Record<string, { imagesPerSecond: number; msPerStep: number }> = {};
+  // The plain NCHW graph beside the blocked one shows what the NCHWc layout buys.
+  const onnxPlain: Record<string, { imagesPerSecond: number; msPerStep: number }> = {};
   for (const width of WIDTHS) {
-    const measured = await onnxImagesPerSecond(width);
-    onnx[`resnet20x${width}`] = {
-      imagesPerSecond: Number(measured.imagesPerSecond.toFixed(1)),
-      msPerStep: Number(measured.msPerStep.toFixed(0)),
-    };
+    for (const [table, b] of [
+      [onnx, block],
+      [onnxPlain, undefined],
+    ] as const) {
+      const measured = await onnxImagesPerSecond(width, b);
+      table[`resnet20x${width}`] = {
+        imagesPerSecond: Number(measured.imagesPerSecond.toFixed(1)),
+        msPerStep: Number(measured.msPerStep.toFixed(0)),
+      };
+    }
   }
   const torch = torchImagesPerSecond();
   const ratio: Record<string, number> = {};
@@ -109,7 +123,9 @@ export async function benchTrain(): Promise<object> {
     batch: BATCH,
     threads: THREADS,
     input: '1x28x28',
+    nchwcBlock: block ?? null,
     onnx,
+    onnxPlainLayout: onnxPlain,
     torch,
     onnxOverTorch: ratio,
   };

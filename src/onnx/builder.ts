@@ -20,6 +20,15 @@ function toAttribute(value: AttributeInput): Attribute {
   return { type: 'tensor', value: value as Tensor };
 }
 
+/** How {@link GraphBuilder.node} names a node, its outputs and its operator domain. */
+export interface NodeOptions {
+  readonly name?: string;
+  /** Output names, or how many fresh ones to make (default 1). */
+  readonly outputs?: readonly string[] | number;
+  /** Operator domain (default '', the ONNX standard); any other is imported at version 1. */
+  readonly domain?: string;
+}
+
 /** The ONNX opset our own models are written in. */
 export const BUILDER_OPSET = 17;
 
@@ -30,6 +39,8 @@ export class GraphBuilder {
   private readonly outputs: ValueInfo[] = [];
   private readonly initializers = new Map<string, Tensor>();
   private readonly counters = new Map<string, number>();
+  /** Non-default operator domains used, with the opset version each is imported at. */
+  private readonly domains = new Map<string, number>();
 
   constructor(private readonly name: string) {}
 
@@ -53,7 +64,9 @@ export class GraphBuilder {
 
   /** Adds a weight; returns its (unique) name. */
   weight(name: string, tensor: Tensor): string {
-    const unique = this.initializers.has(name) ? this.fresh(name) : name;
+    // fresh() hands out the bare name first, so loop past names already taken.
+    let unique = name;
+    while (this.initializers.has(unique)) unique = this.fresh(name);
     this.initializers.set(unique, tensor);
     return unique;
   }
@@ -63,7 +76,7 @@ export class GraphBuilder {
     opType: string,
     inputs: readonly string[],
     attributes: Readonly<Record<string, AttributeInput>> = {},
-    options: { name?: string; outputs?: readonly string[] | number } = {},
+    options: NodeOptions = {},
   ): string[] {
     const name = options.name ?? this.fresh(opType.toLowerCase());
     const outputs =
@@ -74,7 +87,9 @@ export class GraphBuilder {
         : [...options.outputs];
     const attrs: Record<string, Attribute> = {};
     for (const [key, value] of Object.entries(attributes)) attrs[key] = toAttribute(value);
-    this.nodes.push({ name, opType, domain: '', inputs: [...inputs], outputs, attributes: attrs });
+    const domain = options.domain ?? '';
+    if (domain !== '') this.domains.set(domain, 1);
+    this.nodes.push({ name, opType, domain, inputs: [...inputs], outputs, attributes: attrs });
     return outputs;
   }
 
@@ -92,7 +107,10 @@ export class GraphBuilder {
   build(metadata: Readonly<Record<string, string>> = {}): Model {
     return {
       irVersion: 8,
-      opsetImports: [{ domain: '', version: BUILDER_OPSET }],
+      opsetImports: [
+        { domain: '', version: BUILDER_OPSET },
+        ...[...this.domains].map(([domain, version]) => ({ domain, version })),
+      ],
       producerName: 'zipit-merge',
       producerVersion: '0.1.0',
       docString: '',

@@ -9,6 +9,7 @@ import { encodeModel } from '../onnx/model.js';
 import { float32Tensor, type Tensor } from '../onnx/tensor.js';
 import type { ProgressListener } from '../progress.js';
 import { createSession } from '../runtime/session.js';
+import { nchwcBlockSize } from '../runtime/nchwc.js';
 import { createStatefulSession } from '../runtime/training-session.js';
 import { Random } from '../tensor/random.js';
 import { ARCHITECTURES, buildZooModel, type Architecture } from '../zoo/architectures.js';
@@ -44,6 +45,11 @@ export interface TrainOptions {
   /** onnxruntime threads (default 2). */
   readonly threads?: number;
   readonly convWeightGrad?: ConvWeightGrad;
+  /**
+   * Default true: run convolutions in onnxruntime's blocked NCHWc layout where this machine's
+   * onnxruntime has it (same results to float rounding; faster, see bench/train.ts).
+   */
+  readonly blockedConvolutions?: boolean;
   readonly onProgress?: ProgressListener;
 }
 
@@ -143,10 +149,12 @@ export async function trainModel(
   if (!zoo.ok) return zoo;
   const plan = planTraining(zoo.value, batchSize);
   if (!plan.ok) return plan;
+  const block = options.blockedConvolutions === false ? undefined : await nchwcBlockSize();
   const step = buildStepGraph(plan.value, {
     momentum: options.momentum ?? 0.9,
     weightDecay: options.weightDecay ?? 5e-4,
     ...(options.convWeightGrad ? { convWeightGrad: options.convWeightGrad } : {}),
+    ...(block !== undefined ? { nchwcBlock: block } : {}),
   });
   if (!step.ok) return step;
   const names = step.value.names;
