@@ -115,6 +115,8 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
           'images/s capturing every space',
           'tensors captured',
           'capture / plain time',
+          'statistics pass, pair: fused / 2 plain',
+          'captured / 2 plain',
         ],
         Object.entries(inference.results).map(([k, v]) => [
           k,
@@ -122,8 +124,16 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
           v.withCaptureImagesPerSecond,
           v.capturedTensors,
           v.captureOverPlain,
+          (v.statisticsPass as Json | undefined)?.fusedOverPlain,
+          (v.statisticsPass as Json | undefined)?.capturedOverPlain,
         ]),
       ),
+      '',
+      "The statistics pass is what capture is for: per batch, every space's stacked sums and",
+      'Gram matrix of a pair of models. Fused, both models and the moments run in one',
+      'onnxruntime session and only the moments leave it (runtime/fused-statistics.ts);',
+      'captured, every site tensor is copied out and fed to the Gram session. Both are',
+      'compared with the two plain forward passes the pass needs at least (best batch of 5).',
     ]);
   }
   const match = r.match as
@@ -177,6 +187,42 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
       ),
     );
   }
-  if (r.train) section('Training throughput', ['```json', JSON.stringify(r.train, null, 2), '```']);
+  const train = r.train as
+    | {
+        nchwcBlock: number | null;
+        onnx: Record<string, Json>;
+        onnxPlainLayout?: Record<string, Json>;
+        torch: Record<string, number> | { skipped: string };
+        onnxOverTorch: Record<string, number>;
+      }
+    | undefined;
+  if (train) {
+    const torch = 'skipped' in train.torch ? undefined : (train.torch as Record<string, number>);
+    section(
+      'Training throughput (batch 128, 2 threads, one SGD step = forward + backward + update)',
+      [
+        ...table(
+          [
+            'model',
+            'zipit images/s',
+            'zipit ms/step',
+            'plain NCHW layout images/s',
+            'PyTorch images/s',
+            'zipit / PyTorch',
+          ],
+          Object.entries(train.onnx).map(([k, v]) => [
+            k,
+            v.imagesPerSecond,
+            v.msPerStep,
+            train.onnxPlainLayout?.[k]?.imagesPerSecond,
+            torch?.[k],
+            train.onnxOverTorch[k],
+          ]),
+        ),
+        '',
+        `zipit runs its convolutions in onnxruntime's blocked NCHWc layout (block ${train.nchwcBlock ?? 'none: not available here'}); the plain-layout column is the same step graph without it. PyTorch ${'skipped' in train.torch ? `was skipped: ${train.torch.skipped}` : 'ran in the same benchmark run (scripts/torch-train-bench.py)'}.`,
+      ],
+    );
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -43,7 +43,8 @@ export function comparisonReport(
   tasks: readonly (readonly number[])[],
   result: CompareOutput,
 ): ReportData {
-  const zip = result.merges.get('ZipIt!');
+  // The heat map and merge counts show ZipIt!'s full merge, else the first merge there is.
+  const zip = result.merges.get('ZipIt!') ?? [...result.merges.values()][0];
   const heatSpace =
     zip?.spaces.find((s) => s.kind === 'residual') ??
     zip?.spaces.find((s) => s.kind !== 'fixed' && zip.correlations.has(s.id));

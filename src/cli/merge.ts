@@ -1,12 +1,20 @@
 /** @file `zipit merge`: zip K models into one ONNX model. */
 import { totalmem } from 'node:os';
 import { Option } from 'commander';
-import { fail, ok } from '../errors.js';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Dataset } from '../data/dataset.js';
+import { fail, ok, type Result } from '../errors.js';
+import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
+import type { MatchMethod } from '../match/index.js';
+import { renderReport } from '../report/html.js';
+import { comparisonReport } from './compare.js';
+import { formatTable } from './table.js';
 import { parseMatchOptions } from '../match/index.js';
 import { readFileBytes } from '../data/read-file.js';
 import { sumStatisticsFiles, type StatisticsSet } from '../stats/file.js';
-import { checkOutputPath, writeModelFile } from '../onnx/files.js';
-import { mergeModels } from '../merge/pipeline.js';
+import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
+import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
 import {
   parseFloatOption,
@@ -15,7 +23,7 @@ import {
   withPreprocessingOptions,
   withRunOptions,
 } from './common.js';
-import { loadMergeInputs } from './inputs.js';
+import { loadDataset, loadMergeInputs } from './inputs.js';
 
 interface MergeFlags {
   method: string;
@@ -35,7 +43,16 @@ interface MergeFlags {
   std?: number[];
   batch: number;
   threads: number;
+  report?: string;
+  testData: string;
 }
+
+/** Table names of the methods, as `zipit compare` and the paper write them. */
+const METHOD_NAMES: Record<MatchMethod, string> = {
+  zipit: 'ZipIt!',
+  permute: 'Permute',
+  wavg: 'W.Avg',
+};
 
 /** Registers `zipit merge`. */
 export const registerMerge: RegisterCommand = (program, io, run) => {
@@ -88,6 +105,11 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
         )
         .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
+        .option(
+          '--report <file>',
+          'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
+        )
+        .option('--test-data <spec>', 'evaluation data of --report', 'fashion-mnist:test')
         .option('--json', 'print one JSON object on stdout'),
     ),
     128,
@@ -104,9 +126,23 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
       const writable = checkOutputPath(flags.out, paths);
       if (!writable.ok) return writable;
-      const inputs = loadMergeInputs(paths, flags);
+      let test: Dataset | undefined;
+      if (flags.report !== undefined) {
+        if (flags.stats !== undefined)
+          return fail(
+            'bad-argument',
+            '--report evaluates merges it computes itself; drop --stats, or run zipit eval on the merged model.',
+          );
+        mkdirSync(dirname(resolve(flags.report)), { recursive: true });
+        const reportWritable = checkOutputPath(flags.report, paths);
+        if (!reportWritable.ok) return reportWritable;
+        const loadedTest = loadDataset(flags.testData);
+        if (!loadedTest.ok) return loadedTest;
+        test = loadedTest.value;
+      }
+      const inputs = loadMergeInputs(paths, flags, test);
       if (!inputs.ok) return inputs;
-      const { models, data } = inputs.value;
+      const { models, data, tasks } = inputs.value;
       let statistics: StatisticsSet | undefined;
       if (flags.stats !== undefined) {
         const files: { label: string; bytes: Uint8Array }[] = [];
@@ -122,23 +158,53 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       const loaded = performance.now();
       const bar = progressBar(io);
       const first = models[0]!;
-      const result = await mergeModels(
-        models.map((m) => m.model),
-        models.map((m) => m.path),
-        data,
-        { mean: first.mean, std: first.std },
-        {
+      let compared: CompareOutput | undefined;
+      let result: Result<MergeResult>;
+      if (test !== undefined) {
+        // The report's table comes from the same merge that is written: compareMethods runs
+        // it once, with the sources and the ensemble scored beside it.
+        const spec: MethodSpec = {
+          name: METHOD_NAMES[match.value.method],
           method: match.value.method,
-          match: match.value.options,
-          repair: flags.repair,
+          alpha: match.value.options.alpha,
+          beta: match.value.options.beta,
           ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-          memoryLimit: flags.maxMemory * 2 ** 30,
-          ...(statistics ? { statistics } : {}),
-          batchSize: flags.batch,
+        };
+        const comparison = await compareMethods({
+          models: models.map((m) => m.model),
+          labels: models.map((m) => m.path),
+          tasks,
+          mergeData: data,
+          testData: test,
+          normalization: { mean: first.mean, std: first.std },
+          methods: [spec],
+          repair: flags.repair,
           threads: flags.threads,
+          batchSize: flags.batch,
+          memoryLimit: flags.maxMemory * 2 ** 30,
           onProgress: bar.listener,
-        },
-      );
+        });
+        if (comparison.ok) compared = comparison.value;
+        result = comparison.ok ? ok([...comparison.value.merges.values()][0]!) : comparison;
+      } else {
+        result = await mergeModels(
+          models.map((m) => m.model),
+          models.map((m) => m.path),
+          data,
+          { mean: first.mean, std: first.std },
+          {
+            method: match.value.method,
+            match: match.value.options,
+            repair: flags.repair,
+            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+            memoryLimit: flags.maxMemory * 2 ** 30,
+            ...(statistics ? { statistics } : {}),
+            batchSize: flags.batch,
+            threads: flags.threads,
+            onProgress: bar.listener,
+          },
+        );
+      }
       bar.stop();
       if (!result.ok) return result;
       const beforeWrite = performance.now();
@@ -153,7 +219,15 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         total: (end - start) / 1000,
       };
       if (flags.json) {
-        io.out(JSON.stringify({ ...report, out: flags.out, samples: data.count, seconds }));
+        io.out(
+          JSON.stringify({
+            ...report,
+            out: flags.out,
+            samples: data.count,
+            seconds,
+            ...(compared !== undefined ? { rows: compared.rows } : {}),
+          }),
+        );
       } else {
         const merges = report.spaces.reduce(
           (a, s) => [a[0]! + s.crossModelMerges, a[1]! + s.sameModelMerges],
@@ -167,6 +241,21 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
               : '; ') +
             `wrote ${flags.out} in ${seconds.total.toFixed(1)} s`,
         );
+      }
+      if (compared !== undefined && flags.report !== undefined) {
+        const names = tasks.map((_, i) => `Task ${String.fromCharCode(65 + i)}`);
+        if (!flags.json) io.out(formatTable(compared.rows, names));
+        const html = renderReport(
+          comparisonReport(
+            `zipit merge: ${paths.join(' + ')}`,
+            `zipit merge ${paths.join(' ')} --method ${flags.method}${flags.stopAt !== undefined ? ` --stop-at ${flags.stopAt}` : ''} --samples ${flags.samples}; evaluated on ${flags.testData}`,
+            tasks,
+            compared,
+          ),
+        );
+        const saved = writeFileAtomic(flags.report, html, paths);
+        if (!saved.ok) return saved;
+        io.err(`report: ${resolve(flags.report)}`);
       }
       return ok(undefined);
     }),

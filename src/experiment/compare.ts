@@ -17,6 +17,8 @@ export interface MethodSpec {
   readonly method: MatchMethod;
   readonly alpha: number;
   readonly beta: number;
+  /** Partial zipping: merge only up to this stop point (id), one head per model after it. */
+  readonly stopAt?: string;
 }
 
 /** The paper's baselines in table order, with the reference's default alpha/beta for ZipIt!. */
@@ -37,6 +39,10 @@ export interface CompareInput {
   readonly methods?: readonly MethodSpec[];
   readonly repair?: boolean;
   readonly threads?: number;
+  /** Batch size of the merges' statistics passes (default 128). */
+  readonly batchSize?: number;
+  /** Refuse merges whose statistics would need more bytes than this. */
+  readonly memoryLimit?: number;
   readonly onProgress?: ProgressListener;
   /** Partial zipping with ZipIt! (the last method's alpha/beta) at these stop points (ids). */
   readonly stopPoints?: readonly string[];
@@ -90,7 +96,9 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
   const methods = input.methods ?? DEFAULT_METHODS;
   const zip = [...methods].reverse().find((m) => m.method === 'zipit');
   const runs: { spec: MethodSpec; stopAt?: string }[] = [
-    ...methods.map((spec) => ({ spec })),
+    ...methods.map((spec) =>
+      spec.stopAt !== undefined ? { spec, stopAt: spec.stopAt } : { spec },
+    ),
     ...(zip ? (input.stopPoints ?? []).map((stopAt) => ({ spec: zip, stopAt })) : []),
   ];
   const curve: CurvePoint[] = [];
@@ -105,6 +113,8 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         match: { alpha: spec.alpha, beta: spec.beta },
         repair: input.repair ?? true,
         threads,
+        ...(input.batchSize !== undefined ? { batchSize: input.batchSize } : {}),
+        ...(input.memoryLimit !== undefined ? { memoryLimit: input.memoryLimit } : {}),
         ...(stopAt !== undefined ? { stopAt } : {}),
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),
       },

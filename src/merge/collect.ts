@@ -5,6 +5,11 @@ import type { AnalyzedGraph } from '../graph/analyze.js';
 import type { FeatureSpace } from '../graph/spaces.js';
 import type { ProgressListener } from '../progress.js';
 import { accumulateBatch, createGramKernel } from '../runtime/gram.js';
+import {
+  canFuse,
+  createFusedStatistics,
+  type FusedStatistics,
+} from '../runtime/fused-statistics.js';
 import { createSession, withCapturedOutputs, type Session } from '../runtime/session.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { ChannelMoments } from '../stats/channel-moments.js';
@@ -16,6 +21,8 @@ export interface CollectedStatistics {
   readonly covariance: Map<number, CovarianceAccumulator>;
   /** Per model, per value name (model 0's names): per-channel moments of the requested values. */
   readonly moments: Map<string, ChannelMoments>[];
+  /** How many batches went through the fused session (the rest through captured activations). */
+  readonly fusedBatches: number;
 }
 
 /** Options of the pass. */
@@ -26,6 +33,12 @@ export interface CollectOptions {
   readonly momentValues?: readonly string[];
   /** Skip the covariance (statistics were precomputed): only `momentValues` are recorded. */
   readonly skipCovariance?: boolean;
+  /**
+   * Default true: after the first batch, run all models and the moments in one session
+   * (runtime/fused-statistics.ts). False captures every batch's activations instead; the
+   * statistics agree to float32 rounding either way.
+   */
+  readonly fused?: boolean;
 }
 
 /** Selects channels [offset, offset + width) of an [N, C, ...] tensor (a space inside a concat). */
@@ -72,6 +85,8 @@ export async function collectStatistics(
     sites.map((s) => [s.id, new CovarianceAccumulator(numModels, s.width)]),
   );
   const moments = graphs.map(() => new Map<string, ChannelMoments>());
+  let fused: FusedStatistics | undefined;
+  let fusedBatches = 0;
   try {
     for (const [k, graph] of graphs.entries()) {
       const own = (name: string): string => valueMaps[k]!.get(name) ?? name;
@@ -85,29 +100,7 @@ export async function collectStatistics(
       sessions.push(session.value);
     }
     const inputName = sessions[0]!.inputNames[0]!;
-    let done = 0;
-    for (const batch of data) {
-      const outputs: Record<string, Tensor<'float32'>>[] = [];
-      for (const [k, session] of sessions.entries()) {
-        const feeds = {
-          [session.inputNames[0] ?? inputName]: {
-            dtype: 'float32' as const,
-            dims: [batch.size, ...inputDims],
-            data: batch.input,
-          },
-        };
-        outputs.push(await session.run(feeds));
-        void k;
-      }
-      for (const space of sites) {
-        const activations = graphs.map((_, k) => {
-          const tensor = outputs[k]![valueMaps[k]!.get(space.site!.value) ?? space.site!.value]!;
-          return sliceChannels(tensor, space.site!.offset, space.width);
-        });
-        const added = await accumulateBatch(kernel, covariance.get(space.id)!, activations);
-        if (!added.ok)
-          return fail(added.reason, `Space ${space.id} (${space.site!.value}): ${added.message}`);
-      }
+    const addMoments = (outputs: readonly Record<string, Tensor<'float32'>>[]): void => {
       for (const value of momentValues) {
         for (let k = 0; k < numModels; k++) {
           const tensor = outputs[k]![valueMaps[k]!.get(value) ?? value]!;
@@ -118,6 +111,78 @@ export async function collectStatistics(
           }
           m.add(tensor.dims, tensor.data);
         }
+      }
+    };
+    // After the first batch (which sets every space's shift), batches go through one fused
+    // session when the models allow it; a batch whose moments are not finite is redone below.
+    let canUseFused =
+      options.fused !== false && sites.length > 0 && canFuse(graphs.map((g) => g.model));
+    let spatial: number[] = [];
+    let done = 0;
+    for (const batch of data) {
+      const input: Tensor<'float32'> = {
+        dtype: 'float32',
+        dims: [batch.size, ...inputDims],
+        data: batch.input,
+      };
+      if (fused !== undefined) {
+        const shifts = sites.map((s) => Float32Array.from(covariance.get(s.id)!.shift!));
+        const result = await fused.run(input, shifts);
+        if (!result.ok) return result;
+        const { moments: siteMoments, extra } = result.value;
+        if (siteMoments.every((m) => m !== undefined)) {
+          for (const [i, space] of sites.entries()) {
+            const { sum, gram } = siteMoments[i]!;
+            const count = batch.size * spatial[i]!;
+            covariance.get(space.id)!.addBatch({ count, shift: shifts[i]!, sum, gram });
+          }
+          addMoments(extra);
+          fusedBatches += 1;
+          done += 1;
+          options.onProgress?.({ phase: 'statistics', done, total: data.numBatches });
+          continue;
+        }
+      }
+      const outputs: Record<string, Tensor<'float32'>>[] = [];
+      for (const session of sessions) {
+        outputs.push(await session.run({ [session.inputNames[0] ?? inputName]: input }));
+      }
+      const activationsOf = (space: FeatureSpace): Tensor<'float32'>[] =>
+        graphs.map((_, k) => {
+          const tensor = outputs[k]![valueMaps[k]!.get(space.site!.value) ?? space.site!.value]!;
+          return sliceChannels(tensor, space.site!.offset, space.width);
+        });
+      for (const space of sites) {
+        const added = await accumulateBatch(
+          kernel,
+          covariance.get(space.id)!,
+          activationsOf(space),
+        );
+        if (!added.ok)
+          return fail(added.reason, `Space ${space.id} (${space.site!.value}): ${added.message}`);
+      }
+      addMoments(outputs);
+      if (canUseFused && fused === undefined) {
+        const fusedSites = sites.map((space) => {
+          const value = space.site!.value;
+          const full = outputs[0]![valueMaps[0]!.get(value) ?? value]!;
+          return {
+            values: graphs.map((_, k) => valueMaps[k]!.get(value) ?? value),
+            offset: space.site!.offset,
+            width: space.width,
+            channels: full.dims[1]!,
+            dims: [full.dims[0]!, space.width, ...full.dims.slice(2)],
+          };
+        });
+        spatial = fusedSites.map((s) => s.dims.slice(2).reduce((a, d) => a * d, 1));
+        const created = await createFusedStatistics(
+          graphs.map((g) => g.model),
+          fusedSites,
+          graphs.map((_, k) => momentValues.map((v) => valueMaps[k]!.get(v) ?? v)),
+          { threads: options.threads ?? 2 },
+        );
+        if (created.ok) fused = created.value;
+        else canUseFused = false;
       }
       done += 1;
       options.onProgress?.({ phase: 'statistics', done, total: data.numBatches });
@@ -130,7 +195,8 @@ export async function collectStatistics(
     );
   } finally {
     for (const s of sessions) await s.release();
+    await fused?.release();
     await kernel.release();
   }
-  return ok({ covariance, moments });
+  return ok({ covariance, moments, fusedBatches });
 }

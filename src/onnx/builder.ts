@@ -93,6 +93,13 @@ export class GraphBuilder {
     return outputs;
   }
 
+  /** Adds a node as it is (e.g. copied from another graph), keeping its name and domain. */
+  append(node: Node): void {
+    if (node.domain !== '' && node.domain !== 'ai.onnx' && !this.domains.has(node.domain))
+      this.domains.set(node.domain, 1);
+    this.nodes.push(node);
+  }
+
   /** Adds a single-output node and returns its output name. */
   op(
     opType: string,

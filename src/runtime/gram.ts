@@ -32,7 +32,7 @@ export interface GramKernelOptions extends RunOptions {
 }
 
 /** Which graph to run: the fast one, or one that first replaces NaN by 0. */
-type NanMode = 'fast' | 'nan-safe';
+export type NanMode = 'fast' | 'nan-safe';
 
 /**
  * A {@link GramKernel} with onnxruntime's intra-op threads from `options` (default 2).
@@ -97,23 +97,7 @@ export function createGramKernel(options: GramKernelOptions = {}): GramKernel {
         `onnxruntime failed computing the Gram matrix: ${text.split('\n')[0]}`,
       );
     }
-    const size = numModels * width;
-    const sum = new Float32Array(size);
-    const gram = new Float32Array(size * size);
-    for (let k = 0; k < numModels; k++) {
-      sum.set(outputs[`sum${k}`]!.data, k * width);
-      for (let l = k; l < numModels; l++) {
-        const block = outputs[`gram${k}_${l}`]!.data; // [C, C], rows model k, columns model l
-        for (let i = 0; i < width; i++) {
-          const row = (k * width + i) * size + l * width;
-          gram.set(block.subarray(i * width, (i + 1) * width), row);
-          if (l !== k) {
-            for (let j = 0; j < width; j++)
-              gram[(l * width + j) * size + k * width + i] = block[i * width + j]!;
-          }
-        }
-      }
-    }
+    const { sum, gram } = stackMoments(outputs, '', numModels, width);
     return ok({ count: layout.count, shift, sum, gram });
   }
 
@@ -203,30 +187,60 @@ function gramGraph(
   mode: NanMode,
   forced: GramKernelOptions['layout'],
 ): Model {
-  const { numModels, width, dims, batch } = layout;
+  const b = new GraphBuilder(`gram_${mode}_${gramLayout(layout, forced)}`);
+  const xs = Array.from({ length: layout.numModels }, (_, k) => b.input(`x${k}`, layout.dims));
+  emitGram(b, xs, layout, { mode, forced, prefix: '' });
+  return b.build();
+}
+
+/** How {@link emitGram} names and builds one space's moments. */
+export interface GramEmitOptions {
+  readonly mode: NanMode;
+  readonly forced?: GramKernelOptions['layout'];
+  /**
+   * Prefix of every name the moments add: input `{prefix}shift` [K*C], outputs
+   * `{prefix}sum{k}` [C] and `{prefix}gram{k}_{l}` [C, C] (k <= l), and their constants.
+   */
+  readonly prefix: string;
+}
+
+/**
+ * Adds to `b` the sums and Gram blocks of K activation values `xs` of shape `layout.dims`
+ * about a shift fed as a graph input, and declares them as graph outputs. The batch size is
+ * read from the activations, so one graph serves any batch size.
+ */
+export function emitGram(
+  b: GraphBuilder,
+  xs: readonly string[],
+  layout: ActivationLayout,
+  options: GramEmitOptions,
+): void {
+  const { numModels, width, dims } = layout;
+  const { mode, prefix } = options;
   const rank = dims.length;
-  const kind = gramLayout(layout, forced);
-  const b = new GraphBuilder(`gram_${mode}_${kind}`);
-  const shift = b.input('shift', [numModels * width]);
+  const kind = gramLayout(layout, options.forced);
+  const shift = b.input(`${prefix}shift`, [numModels * width]);
   const zero =
-    mode === 'nan-safe' ? b.weight('zero', float32Tensor([], new Float32Array([0]))) : '';
+    mode === 'nan-safe' ? b.weight(`${prefix}zero`, float32Tensor([], new Float32Array([0]))) : '';
   const spatialOnes = Array.from({ length: rank - 2 }, () => 1);
-  const shiftShape = b.weight('shift_shape', int64Tensor([rank], [1, width, ...spatialOnes]));
+  const shiftShape = b.weight(
+    `${prefix}shift_shape`,
+    int64Tensor([rank], [1, width, ...spatialOnes]),
+  );
+  // Reshape's 0 copies the batch size from the activations.
   const featureShape =
     kind === 'rows'
-      ? b.weight('rows_shape', int64Tensor([2], [width, -1]))
+      ? b.weight(`${prefix}rows_shape`, int64Tensor([2], [width, -1]))
       : kind === 'per-sample'
-        ? b.weight('per_sample_shape', int64Tensor([3], [batch, width, -1]))
+        ? b.weight(`${prefix}per_sample_shape`, int64Tensor([3], [0, width, -1]))
         : '';
   const sumAxes = { columns: [0], rows: [1], 'per-sample': [0, 2] }[kind];
-  const sumAxesName = b.weight('sum_axes', int64Tensor([sumAxes.length], sumAxes));
+  const sumAxesName = b.weight(`${prefix}sum_axes`, int64Tensor([sumAxes.length], sumAxes));
   const features: string[] = [];
-  for (let k = 0; k < numModels; k++) {
-    let x = b.input(`x${k}`, dims);
-    if (mode === 'nan-safe') x = b.op('Where', [b.op('IsNaN', [x]), zero, x]);
-    // Names are spelled out per k: GraphBuilder.weight's fresh() can hand out a taken name.
-    const start = b.weight(`shift_start_${k}`, int64Tensor([1], [k * width]));
-    const end = b.weight(`shift_end_${k}`, int64Tensor([1], [(k + 1) * width]));
+  for (const [k, input] of xs.entries()) {
+    const x = mode === 'nan-safe' ? b.op('Where', [b.op('IsNaN', [input]), zero, input]) : input;
+    const start = b.weight(`${prefix}shift_start_${k}`, int64Tensor([1], [k * width]));
+    const end = b.weight(`${prefix}shift_end_${k}`, int64Tensor([1], [(k + 1) * width]));
     const shiftK = b.op('Reshape', [b.op('Slice', [shift, start, end]), shiftShape]);
     const centred = b.op('Sub', [x, shiftK]);
     if (kind === 'columns') {
@@ -238,12 +252,13 @@ function gramGraph(
       features.push(b.op('Reshape', [b.op('Transpose', [centred], { perm }), featureShape])); // [C, N*prod(spatial)]
     }
   }
-  const batchAxis = kind === 'per-sample' ? b.weight('batch_axis', int64Tensor([1], [0])) : '';
+  const batchAxis =
+    kind === 'per-sample' ? b.weight(`${prefix}batch_axis`, int64Tensor([1], [0])) : '';
   for (let k = 0; k < numModels; k++) {
-    b.op('ReduceSum', [features[k]!, sumAxesName], { keepdims: 0 }, `sum${k}`);
-    b.output(`sum${k}`, [width]);
+    b.op('ReduceSum', [features[k]!, sumAxesName], { keepdims: 0 }, `${prefix}sum${k}`);
+    b.output(`${prefix}sum${k}`, [width]);
     for (let l = k; l < numModels; l++) {
-      const name = `gram${k}_${l}`;
+      const name = `${prefix}gram${k}_${l}`;
       if (kind === 'per-sample') {
         // onnxruntime fuses this Transpose into the MatMul (FusedMatMul transB): no copy.
         const perSample = b.op('MatMul', [
@@ -262,10 +277,39 @@ function gramGraph(
       b.output(name, [width, width]);
     }
   }
-  return b.build();
 }
 
-function allFinite(values: ArrayLike<number>): boolean {
+/**
+ * Assembles the stacked sum and Gram (K*C, model-major) of one space from a run's outputs
+ * named as {@link emitGram} names them; the blocks below the diagonal are mirrored.
+ */
+export function stackMoments(
+  outputs: Readonly<Record<string, Tensor<'float32'>>>,
+  prefix: string,
+  numModels: number,
+  width: number,
+): { sum: Float32Array; gram: Float32Array } {
+  const size = numModels * width;
+  const sum = new Float32Array(size);
+  const gram = new Float32Array(size * size);
+  for (let k = 0; k < numModels; k++) {
+    sum.set(outputs[`${prefix}sum${k}`]!.data, k * width);
+    for (let l = k; l < numModels; l++) {
+      const block = outputs[`${prefix}gram${k}_${l}`]!.data; // [C, C], rows model k, columns model l
+      for (let i = 0; i < width; i++) {
+        const row = (k * width + i) * size + l * width;
+        gram.set(block.subarray(i * width, (i + 1) * width), row);
+        if (l !== k) {
+          for (let j = 0; j < width; j++)
+            gram[(l * width + j) * size + k * width + i] = block[i * width + j]!;
+        }
+      }
+    }
+  }
+  return { sum, gram };
+}
+
+export function allFinite(values: ArrayLike<number>): boolean {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return false;
   return true;
 }

@@ -87,6 +87,55 @@ test('zipit merge --json reports every phase, writes a model that zipit eval sco
   assert.ok(accuracy.avg > 0.6, `merged avg ${accuracy.avg}`);
 });
 
+test('zipit merge --report writes the merge, its scores beside the sources and ensemble, and the HTML report', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const out = join(dir, 'merged.onnx');
+  const page = join(dir, 'report.html');
+  const merged = await zipit([
+    'merge',
+    MLP_A,
+    MLP_B,
+    ...TASKS,
+    ...TORCH_PREPROCESSING,
+    '--samples',
+    '500',
+    '--out',
+    out,
+    '--report',
+    page,
+    '--json',
+  ]);
+  assert.equal(merged.code, 0, merged.stderr);
+  const printed = JSON.parse(merged.stdout) as {
+    rows: { method: string; joint: number; tasks: number[]; avg: number }[];
+    spaces: unknown[];
+  };
+  assert.deepEqual(
+    printed.rows.map((r) => r.method),
+    ['Model A', 'Model B', 'ZipIt!', 'Ensemble'],
+  );
+  // The sources' rows are PyTorch's accuracies (manifest), and the ZipIt! row scores the
+  // very model written to --out.
+  assert.deepEqual(printed.rows[0]!.tasks, [0.9266, 0.3486]);
+  const scored = await zipit(['eval', out, ...TASKS, ...TORCH_PREPROCESSING, '--json']);
+  assert.equal(scored.code, 0, scored.stderr);
+  const accuracy = JSON.parse(scored.stdout) as { joint: number; tasks: number[] };
+  assert.equal(printed.rows[2]!.joint, accuracy.joint);
+  assert.deepEqual(printed.rows[2]!.tasks, accuracy.tasks);
+  // The page embeds exactly the printed rows (the browser test checks what it draws from them).
+  const html = readFileSync(page, 'utf8');
+  const embedded = /<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(
+    html,
+  );
+  assert.ok(embedded, 'report-data script');
+  const data = JSON.parse(embedded[1]!.replace(/\\u003c/g, '<')) as {
+    rows: unknown[];
+    spaces: unknown[];
+  };
+  assert.deepEqual(data.rows, printed.rows);
+  assert.deepEqual(data.spaces, printed.spaces);
+});
+
 test('EXPECTED FAILURE - zipit eval answers bad input with one line and exit 1', async () => {
   const cases: [string[], string][] = [
     [
