@@ -194,6 +194,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
         onnxPlainLayout?: Record<string, Json>;
         torch: Record<string, number> | { skipped: string };
         onnxOverTorch: Record<string, number>;
+        note?: string;
       }
     | undefined;
   if (train) {
@@ -201,6 +202,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
     section(
       'Training throughput (batch 128, 2 threads, one SGD step = forward + backward + update)',
       [
+        ...(train.note ? [train.note, ''] : []),
         ...table(
           [
             'model',
