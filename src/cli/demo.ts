@@ -16,7 +16,7 @@ import { parseIntOption, progressBar, withRunOptions } from './common.js';
 import { mergeData } from './inputs.js';
 import { formatTable } from './table.js';
 
-/** The committed demo pair's description (models/demo/pair.json). */
+/** The committed demo pair's description (models/resnet20-pair/pair.json). */
 interface DemoPair {
   readonly what: string;
   readonly tasks: number[][];
@@ -24,9 +24,9 @@ interface DemoPair {
   readonly models: string[];
 }
 
-/** models/demo, found from this file in src/cli or dist/cli. */
+/** models/resnet20-pair (trained by `zipit train`), found from this file in src/cli or dist/cli. */
 function demoDir(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'demo');
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'resnet20-pair');
 }
 
 function readPair(dir: string): Result<DemoPair> {

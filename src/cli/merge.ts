@@ -133,8 +133,14 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             'bad-argument',
             '--report evaluates merges it computes itself; drop --stats, or run zipit eval on the merged model.',
           );
+        // The report must not replace an input or the merged model; check before making folders.
+        if ([...paths, flags.out].some((p) => resolve(p) === resolve(flags.report!)))
+          return fail(
+            'unwritable-output',
+            `--report ${flags.report} is one of the models or --out; choose another file.`,
+          );
         mkdirSync(dirname(resolve(flags.report)), { recursive: true });
-        const reportWritable = checkOutputPath(flags.report, paths);
+        const reportWritable = checkOutputPath(flags.report, [...paths, flags.out]);
         if (!reportWritable.ok) return reportWritable;
         const loadedTest = loadDataset(flags.testData);
         if (!loadedTest.ok) return loadedTest;

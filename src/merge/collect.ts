@@ -115,8 +115,12 @@ export async function collectStatistics(
     };
     // After the first batch (which sets every space's shift), batches go through one fused
     // session when the models allow it; a batch whose moments are not finite is redone below.
+    // One batch has nothing to fuse: the first batch always goes through capture.
     let canUseFused =
-      options.fused !== false && sites.length > 0 && canFuse(graphs.map((g) => g.model));
+      options.fused !== false &&
+      sites.length > 0 &&
+      data.numBatches > 1 &&
+      canFuse(graphs.map((g) => g.model));
     let spatial: number[] = [];
     let done = 0;
     for (const batch of data) {
@@ -128,9 +132,13 @@ export async function collectStatistics(
       if (fused !== undefined) {
         const shifts = sites.map((s) => Float32Array.from(covariance.get(s.id)!.shift!));
         const result = await fused.run(input, shifts);
-        if (!result.ok) return result;
-        const { moments: siteMoments, extra } = result.value;
-        if (siteMoments.every((m) => m !== undefined)) {
+        if (!result.ok) {
+          // The captured path below does the same work; use it from now on.
+          await fused.release();
+          fused = undefined;
+          canUseFused = false;
+        } else if (result.value.moments.every((m) => m !== undefined)) {
+          const { moments: siteMoments, extra } = result.value;
           for (const [i, space] of sites.entries()) {
             const { sum, gram } = siteMoments[i]!;
             const count = batch.size * spatial[i]!;
@@ -179,6 +187,7 @@ export async function collectStatistics(
           graphs.map((g) => g.model),
           fusedSites,
           graphs.map((_, k) => momentValues.map((v) => valueMaps[k]!.get(v) ?? v)),
+          ['N', ...inputDims],
           { threads: options.threads ?? 2 },
         );
         if (created.ok) fused = created.value;

@@ -9,7 +9,7 @@
  */
 import { fail, ok, type Result } from '../errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { defaultOpset, type Model, type Node } from '../onnx/model.js';
+import { defaultOpset, type Dim, type Model, type Node } from '../onnx/model.js';
 import { int64Tensor, type Tensor } from '../onnx/tensor.js';
 import type { ActivationLayout } from '../stats/activations.js';
 import { allFinite, emitGram, stackMoments } from './gram.js';
@@ -54,6 +54,15 @@ const INPUT = 'input';
 export function canFuse(models: readonly Model[]): boolean {
   const opsets = new Set(models.map((m) => defaultOpset(m)));
   const [opset] = opsets;
+  // Every other operator domain must be imported at one version too (one graph, one import).
+  const domains = new Map<string, number>();
+  for (const m of models) {
+    for (const o of m.opsetImports) {
+      const domain = o.domain === 'ai.onnx' ? '' : o.domain;
+      if ((domains.get(domain) ?? o.version) !== o.version) return false;
+      domains.set(domain, o.version);
+    }
+  }
   return (
     opsets.size === 1 &&
     opset !== undefined &&
@@ -73,22 +82,23 @@ export function fusedStatisticsModel(
   models: readonly Model[],
   sites: readonly FusedSite[],
   extra: readonly (readonly string[])[],
+  inputShape: readonly Dim[],
 ): Model {
   const b = new GraphBuilder('fused-statistics');
-  const first = models[0]!;
   const dataInput = (m: Model): string =>
     m.graph.inputs.find((i) => !m.graph.initializers.has(i.name))!.name;
-  b.input(INPUT, first.graph.inputs.find((i) => i.name === dataInput(first))!.shape ?? []);
+  b.input(INPUT, inputShape);
   const nodes: Node[] = [];
   for (const [k, model] of models.entries()) {
     const input = dataInput(model);
     const rename = (name: string): string =>
       name === '' ? '' : name === input ? INPUT : `m${k}/${name}`;
     for (const [name, tensor] of model.graph.initializers) b.weight(rename(name), tensor);
-    for (const node of model.graph.nodes) {
+    for (const [index, node] of model.graph.nodes.entries()) {
       nodes.push({
         ...node,
-        name: `m${k}/${node.name}`,
+        // Unnamed nodes get their position, so that they do not all become `m{k}/`.
+        name: `m${k}/${node.name === '' ? `#${index}` : node.name}`,
         inputs: node.inputs.map(rename),
         outputs: node.outputs.map(rename),
       });
@@ -150,11 +160,15 @@ export async function createFusedStatistics(
   models: readonly Model[],
   sites: readonly FusedSite[],
   extra: readonly (readonly string[])[],
+  inputShape: readonly Dim[],
   options: RunOptions = {},
 ): Promise<Result<FusedStatistics>> {
   if (!canFuse(models))
     return fail('unsupported-model', 'These models cannot share one statistics graph.');
-  const session = await createSession(fusedStatisticsModel(models, sites, extra), options);
+  const session = await createSession(
+    fusedStatisticsModel(models, sites, extra, inputShape),
+    options,
+  );
   if (!session.ok) return session;
   const s: Session = session.value;
   const numModels = models.length;

@@ -27,14 +27,14 @@ async function probe(): Promise<number | undefined> {
   b.input('x', [1, CHANNELS, 1, WIDTH]);
   b.node('ReorderInput', ['x'], {}, { outputs: ['y'], domain: 'com.microsoft.nchwc' });
   b.output('y');
+  let session: ort.InferenceSession | undefined;
   try {
-    const session = await ort.InferenceSession.create(encodeModel(b.build()), {
+    session = await ort.InferenceSession.create(encodeModel(b.build()), {
       intraOpNumThreads: 1,
       logSeverityLevel: 3,
     });
     const x = Float32Array.from({ length: CHANNELS * WIDTH }, (_, i) => i);
     const result = await session.run({ x: new ort.Tensor('float32', x, [1, CHANNELS, 1, WIDTH]) });
-    await session.release();
     const y = result.y!.data as Float32Array;
     for (let block = 4; block <= CHANNELS; block *= 2) {
       if (y[block] === 1 && y[1] === 2) return block;
@@ -42,5 +42,7 @@ async function probe(): Promise<number | undefined> {
     return undefined;
   } catch {
     return undefined;
+  } finally {
+    await session?.release();
   }
 }

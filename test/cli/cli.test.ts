@@ -136,6 +136,30 @@ test('zipit merge --report writes the merge, its scores beside the sources and e
   assert.deepEqual(data.spaces, printed.spaces);
 });
 
+test('EXPECTED FAILURE - zipit merge --report refuses to overwrite --out or an input', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const out = join(dir, 'merged.onnx');
+  for (const report of [out, MLP_A]) {
+    const result = await zipit([
+      'merge',
+      MLP_A,
+      MLP_B,
+      ...TASKS,
+      ...TORCH_PREPROCESSING,
+      '--out',
+      out,
+      '--report',
+      report,
+    ]);
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr.trim(),
+      `zipit: error: --report ${report} is one of the models or --out; choose another file.`,
+    );
+    assert.ok(!existsSync(out));
+  }
+});
+
 test('EXPECTED FAILURE - zipit eval answers bad input with one line and exit 1', async () => {
   const cases: [string[], string][] = [
     [

@@ -254,9 +254,10 @@ describe('step graph gradients in the blocked (NCHWc) layout equal the plain gra
   // Channels and batch at one block so every Conv, input and weight gradient takes the
   // blocked path; a wrong filter order or reorder would be off by O(1).
   const width = block ?? 8;
-  // Each case with the number of Convs the blocked graph must run blocked: forward, input
-  // gradient (stride 1 and not of the graph input) and weight gradient of each Conv.
-  const blockedCases: Array<[string, Parameters<typeof tinyModel>[0], number]> = [
+  // Each case with the number of Convs the blocked graph must run blocked (forward, input
+  // gradient (stride 1 and not of the graph input) and weight gradient of each Conv), and the
+  // number of blocks its input channels and batch span.
+  const blockedCases: Array<[string, Parameters<typeof tinyModel>[0], number, number?]> = [
     [
       'Conv 3x3 stride 1 (blocked forward, input and weight grads), BN, Relu',
       (ctx, x) => ({
@@ -289,16 +290,38 @@ describe('step graph gradients in the blocked (NCHWc) layout equal the plain gra
       },
       6,
     ],
+    [
+      'two blocks of channels and of batch (the outer block order of every reorder)',
+      (ctx, x) => ({
+        value: conv(
+          ctx,
+          'c2',
+          relu(ctx, conv(ctx, 'c1', x, 2 * width, 2 * width)),
+          2 * width,
+          4 * width,
+          { stride: 2 },
+        ),
+        channels: 4 * width,
+        size: H / 2,
+      }),
+      4,
+      2,
+    ],
   ];
-  for (const [name, body, expectedBlocked] of blockedCases) {
+  for (const [name, body, expectedBlocked, blocks = 1] of blockedCases) {
     it(name, { skip: block === undefined && 'onnxruntime has no NCHWc kernels here' }, async () => {
+      const channels = blocks * width;
       const { gradients: blocked, blockedConvs } = await stepGradients(
-        tinyModel(body, width),
-        width,
+        tinyModel(body, channels),
+        channels,
         block,
       );
       assert.equal(blockedConvs, expectedBlocked);
-      const { gradients: plain } = await stepGradients(tinyModel(body, width), width, undefined);
+      const { gradients: plain } = await stepGradients(
+        tinyModel(body, channels),
+        channels,
+        undefined,
+      );
       assert.equal(blocked.size, plain.size);
       for (const [weight, expected] of plain) {
         const actual = blocked.get(weight)!;
