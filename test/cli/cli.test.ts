@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { spread } from '../../src/cli/demo.js';
 import { TEST_DIR } from '../helpers.js';
 
 const ROOT = join(TEST_DIR, '..');
@@ -200,4 +201,11 @@ test('EXPECTED FAILURE - an unknown command or option is a usage error (exit 2)'
   const { code, stderr } = await zipit(['merge', MLP_A, '--out', 'x.onnx', '--bogus']);
   assert.equal(code, 2);
   assert.match(stderr, /unknown option '--bogus'/);
+});
+
+test("the demo's stop points: four spread from the first to the last", () => {
+  const ids = Array.from({ length: 10 }, (_, i) => `p${i}`);
+  assert.deepEqual(spread(ids, 4), ['p0', 'p3', 'p6', 'p9']);
+  assert.deepEqual(spread(ids.slice(0, 3), 4), ['p0', 'p1', 'p2']);
+  assert.deepEqual(spread(ids.slice(0, 5), 4), ['p0', 'p1', 'p3', 'p4']);
 });
