@@ -157,11 +157,15 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
   }
   if (r.stats) section('Statistics kernel', ['```json', JSON.stringify(r.stats, null, 2), '```']);
   const merge = r.merge as
-    { results: Record<string, { seconds: Json; peakMemoryMiB: number | null }> } | undefined;
+    | {
+        results: Record<string, { seconds: Json; peakMemoryMiB: number | null }>;
+        note?: string;
+      }
+    | undefined;
   if (merge) {
-    section(
-      'Whole merge: ResNet-20 x4 pair, 5,000 images, `zipit merge`',
-      table(
+    section('Whole merge: ResNet-20 x4 pair, 5,000 images, `zipit merge`', [
+      ...(merge.note ? [merge.note, ''] : []),
+      ...table(
         [
           'method',
           'load',
@@ -185,7 +189,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
           v.peakMemoryMiB,
         ]),
       ),
-    );
+    ]);
   }
   const train = r.train as
     | {
