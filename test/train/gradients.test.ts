@@ -31,34 +31,29 @@ function tinyModel(
   return builder.build();
 }
 
-/**
- * For each weight tensor, compares the analytic directional derivative g . d (the step graph's
- * gradient, read from the new momentum with momentum 0 and no decay) with
- * (L(w + eps d) - L(w - eps d)) / (2 eps) along a random direction d. Returns the worst
- * relative error and the weight it occurred in.
- */
-async function worstGradientError(
+/** A stateful step session on `model` (momentum 0, no decay) and one seeded batch to feed it. */
+async function stepSetup(
   model: Model,
-  convWeightGrad: ConvWeightGrad = 'im2col',
-  blocked?: { block: number; batch: number },
-): Promise<{ error: number; weight: string }> {
-  const n = blocked?.batch ?? N;
-  const plan = planTraining(model, n);
+  batch: number,
+  options: { convWeightGrad?: ConvWeightGrad; block?: number } = {},
+) {
+  const plan = planTraining(model, batch);
   assert.ok(plan.ok, !plan.ok ? plan.message : '');
   const step = buildStepGraph(plan.value, {
     momentum: 0,
     weightDecay: 0,
-    convWeightGrad,
-    ...(blocked ? { nchwcBlock: blocked.block } : {}),
+    ...(options.convWeightGrad ? { convWeightGrad: options.convWeightGrad } : {}),
+    ...(options.block !== undefined ? { nchwcBlock: options.block } : {}),
   });
   assert.ok(step.ok, !step.ok ? step.message : '');
-  const weights = [...plan.value.initializers].filter(
-    ([name]) => !name.includes('running'),
-  ) as Array<[string, Tensor<'float32'>]>;
+  // Exactly the state inputs: weights, running statistics and the weights' momenta.
+  const stateInputs = new Set(step.value.names.state.map((s) => s.input));
   const initial = new Map<string, Tensor<'float32'>>();
-  for (const [name, tensor] of plan.value.initializers)
+  for (const [name, tensor] of plan.value.initializers) {
     initial.set(name, tensor as Tensor<'float32'>);
-  for (const [name, tensor] of weights) initial.set(momentumName(name), float32Tensor(tensor.dims));
+    if (stateInputs.has(momentumName(name)))
+      initial.set(momentumName(name), float32Tensor(tensor.dims));
+  }
   const session = await createStatefulSession(encodeModel(step.value.model), {
     threads: 1,
     initialState: initial,
@@ -74,18 +69,35 @@ async function worstGradientError(
       Float32Array.from({ length: inputSize }, () => random.normal()),
     ),
     targets: float32Tensor(
-      [n, K],
-      Float32Array.from({ length: n * K }, (_, i) => (i % K === Math.floor(i / K) % K ? 1 : 0)),
+      [batch, K],
+      Float32Array.from({ length: batch * K }, (_, i) => (i % K === Math.floor(i / K) % K ? 1 : 0)),
     ),
     learning_rate: float32Tensor([], Float32Array.of(0)),
   };
+  return { plan: plan.value, step: step.value, session: session.value, initial, feeds, random };
+}
+
+/**
+ * For each weight tensor, compares the analytic directional derivative g . d (the step graph's
+ * gradient, read from the new momentum with momentum 0 and no decay) with
+ * (L(w + eps d) - L(w - eps d)) / (2 eps) along a random direction d. Returns the worst
+ * relative error and the weight it occurred in.
+ */
+async function worstGradientError(
+  model: Model,
+  convWeightGrad: ConvWeightGrad = 'im2col',
+): Promise<{ error: number; weight: string }> {
+  const { plan, session, initial, feeds, random } = await stepSetup(model, N, { convWeightGrad });
+  const weights = [...plan.initializers].filter(([name]) => !name.includes('running')) as Array<
+    [string, Tensor<'float32'>]
+  >;
   const lossAt = async (state: Map<string, Tensor<'float32'>>): Promise<number> => {
-    session.value.setState(state);
-    return (await session.value.step(feeds)).loss!.data[0]!;
+    session.setState(state);
+    return (await session.step(feeds)).loss!.data[0]!;
   };
   await lossAt(initial);
   const gradients = new Map(
-    [...session.value.state()].map(([name, data]) => [name, Float32Array.from(data)]),
+    [...session.state()].map(([name, data]) => [name, Float32Array.from(data)]),
   );
   let worst = { error: 0, weight: '' };
   const eps = 1e-3;
@@ -106,7 +118,7 @@ async function worstGradientError(
       Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric) + Math.abs(analytic));
     if (error > worst.error) worst = { error, weight: name };
   }
-  await session.value.release();
+  await session.release();
   return worst;
 }
 
@@ -203,44 +215,17 @@ async function stepGradients(
   batch: number,
   block: number | undefined,
 ): Promise<{ gradients: Map<string, Float32Array>; blockedConvs: number }> {
-  const plan = planTraining(model, batch);
-  assert.ok(plan.ok, !plan.ok ? plan.message : '');
-  const step = buildStepGraph(plan.value, {
-    momentum: 0,
-    weightDecay: 0,
-    ...(block !== undefined ? { nchwcBlock: block } : {}),
-  });
-  assert.ok(step.ok, !step.ok ? step.message : '');
-  const initial = new Map<string, Tensor<'float32'>>();
-  for (const [name, tensor] of plan.value.initializers) {
-    initial.set(name, tensor as Tensor<'float32'>);
-    initial.set(momentumName(name), float32Tensor(tensor.dims));
-  }
-  const session = await createStatefulSession(encodeModel(step.value.model), {
-    threads: 1,
-    initialState: initial,
-    state: step.value.names.state,
-    fetch: ['loss'],
-  });
-  assert.ok(session.ok);
-  const random = new Random(3);
-  const inputSize = plan.value.inputShape.reduce((a, b) => a * b, 1);
-  await session.value.step({
-    input: float32Tensor(
-      plan.value.inputShape,
-      Float32Array.from({ length: inputSize }, () => random.normal()),
-    ),
-    targets: float32Tensor(
-      [batch, K],
-      Float32Array.from({ length: batch * K }, (_, i) => (i % K === Math.floor(i / K) % K ? 1 : 0)),
-    ),
-    learning_rate: float32Tensor([], Float32Array.of(0)),
-  });
+  const { step, session, feeds } = await stepSetup(
+    model,
+    batch,
+    block !== undefined ? { block } : {},
+  );
+  await session.step(feeds);
   const gradients = new Map<string, Float32Array>();
-  for (const [name, data] of session.value.state())
+  for (const [name, data] of session.state())
     if (name.startsWith('momentum:')) gradients.set(name, Float32Array.from(data));
-  await session.value.release();
-  const blockedConvs = step.value.model.graph.nodes.filter(
+  await session.release();
+  const blockedConvs = step.model.graph.nodes.filter(
     (node) => node.domain === 'com.microsoft.nchwc' && node.opType === 'Conv',
   ).length;
   return { gradients, blockedConvs };
