@@ -2,6 +2,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Result } from '../errors.js';
+import { DEFAULT_MATCH_OPTIONS } from '../match/types.js';
 import type { ProgressListener } from '../progress.js';
 
 /** Where a command writes: results to `out` (stdout), progress and notes to `err` (stderr). */
@@ -134,4 +135,19 @@ export function withRunOptions(command: Command, batch?: number): Command {
       .default(2)
       .argParser(parseIntOption('--threads', 1)),
   );
+}
+
+/** Adds ZipIt!'s `--alpha` and `--beta`, defaulting to the reference's values. */
+export function withZipitOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--alpha <x>', 'ZipIt! repeated-matching factor in [0, 1]')
+        .default(DEFAULT_MATCH_OPTIONS.alpha)
+        .argParser(parseFloatOption('--alpha')),
+    )
+    .addOption(
+      new Option('--beta <x>', 'ZipIt! same-model budget factor in [0, 1]')
+        .default(DEFAULT_MATCH_OPTIONS.beta)
+        .argParser(parseFloatOption('--beta')),
+    );
 }

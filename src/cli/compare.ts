@@ -10,11 +10,11 @@ import { renderReport } from '../report/html.js';
 import type { ReportData } from '../report/types.js';
 import type { RegisterCommand } from './commands.js';
 import {
-  parseFloatOption,
   parseIntOption,
   progressBar,
   withPreprocessingOptions,
   withRunOptions,
+  withZipitOptions,
 } from './common.js';
 import { loadDataset, loadMergeInputs } from './inputs.js';
 import { formatTable } from './table.js';
@@ -69,43 +69,35 @@ export function comparisonReport(
 /** Registers `zipit compare`. */
 export const registerCompare: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    withPreprocessingOptions(
-      program
-        .command('compare')
-        .description(
-          'evaluate each model, W.Avg, Permute, ZipIt! (optionally at every stop point) and the ensemble',
-        )
-        .argument('<models...>', 'two or more ONNX models of one architecture')
-        .option('--tasks <sets>', "each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9")
-        .option('--data <spec>', 'merge data', 'fashion-mnist:train')
-        .option('--test-data <spec>', 'evaluation data', 'fashion-mnist:test')
-        .addOption(
-          new Option('--samples <n>', 'merge images')
-            .default(5000)
-            .argParser(parseIntOption('--samples', 1)),
-        )
-        .addOption(
-          new Option('--seed <n>', 'seed of the merge-data draw')
-            .default(0)
-            .argParser(parseIntOption('--seed')),
-        )
-        .addOption(
-          new Option('--alpha <x>', 'ZipIt! alpha')
-            .default(0.3)
-            .argParser(parseFloatOption('--alpha')),
-        )
-        .addOption(
-          new Option('--beta <x>', 'ZipIt! beta')
-            .default(0.125)
-            .argParser(parseFloatOption('--beta')),
-        )
-        .option(
-          '--stop-points <list>',
-          "partial zipping at these stop points: 'all' or comma-separated ids",
-        )
-        .option('--report <file>', 'write a self-contained HTML report')
-        .option('--json', 'print the rows as one JSON object')
-        .option('--no-repair', 'skip the statistics correction'),
+    withZipitOptions(
+      withPreprocessingOptions(
+        program
+          .command('compare')
+          .description(
+            'evaluate each model, W.Avg, Permute, ZipIt! (optionally at every stop point) and the ensemble',
+          )
+          .argument('<models...>', 'two or more ONNX models of one architecture')
+          .option('--tasks <sets>', "each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9")
+          .option('--data <spec>', 'merge data', 'fashion-mnist:train')
+          .option('--test-data <spec>', 'evaluation data', 'fashion-mnist:test')
+          .addOption(
+            new Option('--samples <n>', 'merge images')
+              .default(5000)
+              .argParser(parseIntOption('--samples', 1)),
+          )
+          .addOption(
+            new Option('--seed <n>', 'seed of the merge-data draw')
+              .default(0)
+              .argParser(parseIntOption('--seed')),
+          )
+          .option(
+            '--stop-points <list>',
+            "partial zipping at these stop points: 'all' or comma-separated ids",
+          )
+          .option('--report <file>', 'write a self-contained HTML report')
+          .option('--json', 'print the rows as one JSON object')
+          .option('--no-repair', 'skip the statistics correction'),
+      ),
     ),
   ).action((paths: string[], flags: CompareFlags) =>
     run(async () => {

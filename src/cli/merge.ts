@@ -22,6 +22,7 @@ import {
   progressBar,
   withPreprocessingOptions,
   withRunOptions,
+  withZipitOptions,
 } from './common.js';
 import { loadDataset, loadMergeInputs } from './inputs.js';
 
@@ -57,60 +58,55 @@ const METHOD_NAMES: Record<MatchMethod, string> = {
 /** Registers `zipit merge`. */
 export const registerMerge: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    withPreprocessingOptions(
-      program
-        .command('merge')
-        .description(
-          'merge K models of one architecture into one (ZipIt!, Permute or weight averaging)',
-        )
-        .argument('<models...>', 'two or more ONNX model files of the same architecture')
-        .requiredOption('--out <file>', 'where to write the merged ONNX model')
-        .option('--method <name>', 'zipit | permute | wavg', 'zipit')
-        .addOption(
-          new Option('--alpha <x>', 'ZipIt! repeated-matching factor in [0, 1]')
-            .default(0.3)
-            .argParser(parseFloatOption('--alpha')),
-        )
-        .addOption(
-          new Option('--beta <x>', 'ZipIt! same-model budget factor in [0, 1]')
-            .default(0.125)
-            .argParser(parseFloatOption('--beta')),
-        )
-        .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
-        .addOption(
-          new Option('--samples <n>', 'merge images, drawn evenly from the classes')
-            .default(5000)
-            .argParser(parseIntOption('--samples', 1)),
-        )
-        .option(
-          '--tasks <sets>',
-          "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
-        )
-        .addOption(
-          new Option('--seed <n>', 'seed of the merge-data draw')
-            .default(0)
-            .argParser(parseIntOption('--seed')),
-        )
-        .option(
-          '--stop-at <point>',
-          "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
-        )
-        .addOption(
-          new Option('--max-memory <GiB>', 'refuse merges whose statistics would need more memory')
-            .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
-            .argParser(parseFloatOption('--max-memory')),
-        )
-        .option(
-          '--stats <files...>',
-          "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
-        )
-        .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
-        .option(
-          '--report <file>',
-          'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
-        )
-        .option('--test-data <spec>', 'evaluation data of --report', 'fashion-mnist:test')
-        .option('--json', 'print one JSON object on stdout'),
+    withZipitOptions(
+      withPreprocessingOptions(
+        program
+          .command('merge')
+          .description(
+            'merge K models of one architecture into one (ZipIt!, Permute or weight averaging)',
+          )
+          .argument('<models...>', 'two or more ONNX model files of the same architecture')
+          .requiredOption('--out <file>', 'where to write the merged ONNX model')
+          .option('--method <name>', 'zipit | permute | wavg', 'zipit')
+          .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
+          .addOption(
+            new Option('--samples <n>', 'merge images, drawn evenly from the classes')
+              .default(5000)
+              .argParser(parseIntOption('--samples', 1)),
+          )
+          .option(
+            '--tasks <sets>',
+            "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
+          )
+          .addOption(
+            new Option('--seed <n>', 'seed of the merge-data draw')
+              .default(0)
+              .argParser(parseIntOption('--seed')),
+          )
+          .option(
+            '--stop-at <point>',
+            "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
+          )
+          .addOption(
+            new Option(
+              '--max-memory <GiB>',
+              'refuse merges whose statistics would need more memory',
+            )
+              .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
+              .argParser(parseFloatOption('--max-memory')),
+          )
+          .option(
+            '--stats <files...>',
+            "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
+          )
+          .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
+          .option(
+            '--report <file>',
+            'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
+          )
+          .option('--test-data <spec>', 'evaluation data of --report', 'fashion-mnist:test')
+          .option('--json', 'print one JSON object on stdout'),
+      ),
     ),
     128,
   ).action((paths: string[], flags: MergeFlags) =>
