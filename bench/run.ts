@@ -198,6 +198,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
         onnxPlainLayout?: Record<string, Json>;
         torch: Record<string, number> | { skipped: string };
         onnxOverTorch: Record<string, number>;
+        rounds?: number;
         note?: string;
       }
     | undefined;
@@ -226,7 +227,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
           ]),
         ),
         '',
-        `zipit runs its convolutions in onnxruntime's blocked NCHWc layout (block ${train.nchwcBlock ?? 'none: not available here'}); the plain-layout column is the same step graph without it. PyTorch ${'skipped' in train.torch ? `was skipped: ${train.torch.skipped}` : 'ran in the same benchmark run (scripts/torch-train-bench.py)'}.`,
+        `zipit runs its convolutions in onnxruntime's blocked NCHWc layout (block ${train.nchwcBlock ?? 'none: not available here'}); the plain-layout column is the same step graph without it (one round). PyTorch ${'skipped' in train.torch ? `was skipped: ${train.torch.skipped}` : `ran in the same benchmark run (scripts/torch-train-bench.py), alternating with zipit over ${train.rounds ?? 1} rounds; both columns are means over the rounds`}.`,
       ],
     );
   }
