@@ -276,6 +276,19 @@ describe('step graph gradients in the blocked (NCHWc) layout equal the plain gra
       6,
     ],
     [
+      'stride 2 down to odd planes and a 2x2 kernel (dilated weight grads sliced to the kernel)',
+      (ctx, x) => {
+        const a = conv(ctx, 'c1', x, width, width, { stride: 2 }); // 6x6 -> 3x3
+        const c = conv(ctx, 'c2', a, width, width, { stride: 2 }); // 3x3 -> 2x2
+        return {
+          value: conv(ctx, 'c3', c, width, width, { kernel: 2, stride: 2 }), // 2x2 -> 1x1
+          channels: width,
+          size: 1,
+        };
+      },
+      6,
+    ],
+    [
       'two blocks of channels and of batch (the outer block order of every reorder)',
       (ctx, x) => ({
         value: conv(
