@@ -217,6 +217,9 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       const seconds = {
         load: (loaded - start) / 1000,
         ...report.seconds,
+        // With --report the merge ran inside the comparison, which also scored the sources,
+        // the ensemble and the merge on the test data.
+        ...(compared !== undefined ? { mergeAndEvaluate: (beforeWrite - loaded) / 1000 } : {}),
         write: (end - beforeWrite) / 1000,
         total: (end - start) / 1000,
       };
@@ -241,7 +244,8 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             (report.stopAt
               ? `, zipped ${report.stopAt.zipped}/${report.stopAt.total} layers (stop at ${report.stopAt.id}); `
               : '; ') +
-            `wrote ${flags.out} in ${seconds.total.toFixed(1)} s`,
+            `wrote ${flags.out} in ${seconds.total.toFixed(1)} s` +
+            (compared !== undefined ? ' (including the evaluation for the report)' : ''),
         );
       }
       if (compared !== undefined && flags.report !== undefined) {

@@ -110,10 +110,17 @@ test('zipit merge --report writes the merge, its scores beside the sources and e
   const printed = JSON.parse(merged.stdout) as {
     rows: { method: string; joint: number; tasks: number[]; avg: number }[];
     spaces: unknown[];
+    seconds: Record<string, number>;
   };
   assert.deepEqual(
     printed.rows.map((r) => r.method),
     ['Model A', 'Model B', 'ZipIt!', 'Ensemble'],
+  );
+  // The merge's own phases are reported apart from the evaluation that surrounds them.
+  const { statistics, matching, apply, repair, mergeAndEvaluate } = printed.seconds;
+  assert.ok(
+    mergeAndEvaluate! >= statistics! + matching! + apply! + repair!,
+    JSON.stringify(printed.seconds),
   );
   // The sources' rows are PyTorch's accuracies (manifest), and the ZipIt! row scores the
   // very model written to --out.
