@@ -25,6 +25,8 @@ export interface StepGraphOptions {
    * the batch is a multiple too) weight gradient as com.microsoft.nchwc ops, with the filters
    * reordered in the graph each step. onnxruntime only blocks convolutions with constant
    * filters itself, so a training graph would otherwise get the slower plain NCHW kernels.
+   * Pass exactly the probed value: the graph's filter orders assume onnxruntime's block, and
+   * any other value gives wrong gradients, not an error.
    */
   readonly nchwcBlock?: number;
 }
