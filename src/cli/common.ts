@@ -124,17 +124,15 @@ export function withPreprocessingOptions(command: Command): Command {
 /** Adds `--threads` (onnxruntime intra-op threads), and `--batch` when a default is given. */
 export function withRunOptions(command: Command, batch?: number): Command {
   if (batch !== undefined) {
-    command.addOption(
-      new Option('--batch <n>', 'batch size')
-        .default(batch)
-        .argParser(parseIntOption('--batch', 1)),
-    );
+    command.addOption(intOption('--batch <n>', 'batch size', batch, 1));
   }
-  return command.addOption(
-    new Option('--threads <n>', 'onnxruntime threads')
-      .default(2)
-      .argParser(parseIntOption('--threads', 1)),
-  );
+  return command.addOption(intOption('--threads <n>', 'onnxruntime threads', 2, 1));
+}
+
+/** An integer option (`flags` like '--samples <n>') with a default, checked to be >= `min`. */
+export function intOption(flags: string, description: string, fallback: number, min = 0): Option {
+  const name = flags.split(' ')[0]!;
+  return new Option(flags, description).default(fallback).argParser(parseIntOption(name, min));
 }
 
 /** Adds ZipIt!'s `--alpha` and `--beta`, defaulting to the reference's values. */

@@ -1,7 +1,6 @@
 /** @file `zipit compare`: every baseline on one set of source models, as the paper's table (and an HTML report). */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Option } from 'commander';
 import { fail, ok } from '../errors.js';
 import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
 import { allStopPointIds } from '../merge/stop-points.js';
@@ -10,11 +9,11 @@ import { renderReport } from '../report/html.js';
 import type { ReportData } from '../report/types.js';
 import type { RegisterCommand } from './commands.js';
 import {
-  parseIntOption,
   progressBar,
   withPreprocessingOptions,
   withRunOptions,
   withZipitOptions,
+  intOption,
 } from './common.js';
 import { loadDataset, loadMergeInputs } from './inputs.js';
 import { formatTable } from './table.js';
@@ -80,16 +79,8 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           .option('--tasks <sets>', "each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9")
           .option('--data <spec>', 'merge data', 'fashion-mnist:train')
           .option('--test-data <spec>', 'evaluation data', 'fashion-mnist:test')
-          .addOption(
-            new Option('--samples <n>', 'merge images')
-              .default(5000)
-              .argParser(parseIntOption('--samples', 1)),
-          )
-          .addOption(
-            new Option('--seed <n>', 'seed of the merge-data draw')
-              .default(0)
-              .argParser(parseIntOption('--seed')),
-          )
+          .addOption(intOption('--samples <n>', 'merge images', 5000, 1))
+          .addOption(intOption('--seed <n>', 'seed of the merge-data draw', 0))
           .option(
             '--stop-points <list>',
             "partial zipping at these stop points: 'all' or comma-separated ids",

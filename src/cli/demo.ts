@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
-import { Option } from 'commander';
 import { fail, ok, type Result } from '../errors.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { compareMethods } from '../experiment/compare.js';
@@ -12,7 +11,7 @@ import { readModelFile, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import { comparisonReport } from './compare.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, progressBar, withRunOptions } from './common.js';
+import { intOption, progressBar, withRunOptions } from './common.js';
 import { mergeData } from './inputs.js';
 import { formatTable } from './table.js';
 
@@ -56,11 +55,7 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
       .command('demo')
       .description('merge the committed demo pair with every method and print the comparison table')
       .option('--out <dir>', 'folder for the HTML report', 'out')
-      .addOption(
-        new Option('--samples <n>', 'merge images')
-          .default(2000)
-          .argParser(parseIntOption('--samples', 1)),
-      )
+      .addOption(intOption('--samples <n>', 'merge images', 2000, 1))
       .option(
         '--stop-points <list>',
         "partial zipping at these stop points: 'all' or comma-separated ids (default: four spread from the first to the last)",

@@ -1,7 +1,6 @@
 /** @file `zipit experiment`: the paper's experiment on Fashion-MNIST (train pairs, choose alpha/beta, compare, aggregate). */
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Option } from 'commander';
 import { fail, ok } from '../errors.js';
 import { loadData } from '../data/spec.js';
 import { markdownTable, runExperiment } from '../experiment/experiment.js';
@@ -9,7 +8,7 @@ import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import { ARCHITECTURES, type Architecture } from '../zoo/architectures.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, parseNumberList, progressBar, withRunOptions } from './common.js';
+import { parseNumberList, progressBar, withRunOptions, intOption } from './common.js';
 import { formatTable } from './table.js';
 
 interface ExperimentFlags {
@@ -36,35 +35,17 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         "the paper's experiment: train pairs on random 5+5 splits, pick alpha/beta on pair 0, compare every method on the rest",
       )
       .option('--arch <name>', ARCHITECTURES.join(' | '), 'resnet20')
-      .addOption(
-        new Option('--width <w>', 'width multiplier')
-          .default(1)
-          .argParser(parseIntOption('--width', 1)),
-      )
-      .addOption(
-        new Option('--pairs <p>', 'pairs to train (pair 0 is held out)')
-          .default(4)
-          .argParser(parseIntOption('--pairs', 2)),
-      )
-      .addOption(
-        new Option('--epochs <e>', 'training epochs per model')
-          .default(5)
-          .argParser(parseIntOption('--epochs', 1)),
-      )
+      .addOption(intOption('--width <w>', 'width multiplier', 1, 1))
+      .addOption(intOption('--pairs <p>', 'pairs to train (pair 0 is held out)', 4, 2))
+      .addOption(intOption('--epochs <e>', 'training epochs per model', 5, 1))
       .option('--data <name>', 'dataset (its :train and :test splits)', 'fashion-mnist')
       .option(
         '--out <dir>',
         'folder for models, results.json and results.md (reused to resume)',
         'runs/experiment',
       )
-      .addOption(
-        new Option('--samples <n>', 'merge images')
-          .default(5000)
-          .argParser(parseIntOption('--samples', 1)),
-      )
-      .addOption(
-        new Option('--seed <n>', 'base seed').default(0).argParser(parseIntOption('--seed')),
-      )
+      .addOption(intOption('--samples <n>', 'merge images', 5000, 1))
+      .addOption(intOption('--seed <n>', 'base seed', 0))
       .option('--alphas <list>', 'alpha grid for the held-out pair', parseNumberList('--alphas'))
       .option('--betas <list>', 'beta grid for the held-out pair', parseNumberList('--betas'))
       .option('--report <file>', 'write a self-contained HTML report'),

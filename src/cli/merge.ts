@@ -18,11 +18,11 @@ import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
 import {
   parseFloatOption,
-  parseIntOption,
   progressBar,
   withPreprocessingOptions,
   withRunOptions,
   withZipitOptions,
+  intOption,
 } from './common.js';
 import { loadDataset, loadMergeInputs } from './inputs.js';
 
@@ -70,19 +70,13 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           .option('--method <name>', 'zipit | permute | wavg', 'zipit')
           .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
           .addOption(
-            new Option('--samples <n>', 'merge images, drawn evenly from the classes')
-              .default(5000)
-              .argParser(parseIntOption('--samples', 1)),
+            intOption('--samples <n>', 'merge images, drawn evenly from the classes', 5000, 1),
           )
           .option(
             '--tasks <sets>',
             "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
           )
-          .addOption(
-            new Option('--seed <n>', 'seed of the merge-data draw')
-              .default(0)
-              .argParser(parseIntOption('--seed')),
-          )
+          .addOption(intOption('--seed <n>', 'seed of the merge-data draw', 0))
           .option(
             '--stop-at <point>',
             "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",

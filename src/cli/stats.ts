@@ -1,11 +1,10 @@
 /** @file `zipit stats`: the statistics of a merge on one shard of the data, saved to a file that `zipit merge --stats` sums. */
-import { Option } from 'commander';
 import { ok } from '../errors.js';
 import { collectMergeStatistics } from '../merge/pipeline.js';
 import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { encodeStatistics } from '../stats/file.js';
 import type { RegisterCommand } from './commands.js';
-import { parseIntOption, progressBar, withPreprocessingOptions, withRunOptions } from './common.js';
+import { progressBar, withPreprocessingOptions, withRunOptions, intOption } from './common.js';
 import { loadMergeInputs } from './inputs.js';
 
 interface StatsFlags {
@@ -33,17 +32,9 @@ export const registerStats: RegisterCommand = (program, io, run) => {
         .argument('<models...>', 'the models to be merged, in merge order')
         .requiredOption('--out <file>', 'statistics file to write')
         .option('--data <spec>', 'this shard of the merge data', 'fashion-mnist:train')
-        .addOption(
-          new Option('--samples <n>', 'images drawn evenly from the classes')
-            .default(5000)
-            .argParser(parseIntOption('--samples', 1)),
-        )
+        .addOption(intOption('--samples <n>', 'images drawn evenly from the classes', 5000, 1))
         .option('--tasks <sets>', "the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9")
-        .addOption(
-          new Option('--seed <n>', 'seed of the draw (use a different one per shard)')
-            .default(0)
-            .argParser(parseIntOption('--seed')),
-        )
+        .addOption(intOption('--seed <n>', 'seed of the draw (use a different one per shard)', 0))
         .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)'),
     ),
     128,
