@@ -85,7 +85,11 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
-/** Trains (or reuses) one model of a pair. */
+/**
+ * Trains one model of a pair, or reuses the file a previous run left at `path` when it was
+ * trained with this run's settings. A file trained otherwise is an error, not retrained: it
+ * may be hours of someone's work, and the results beside it belong to it.
+ */
 async function trainedModel(
   options: ExperimentOptions,
   path: string,
@@ -94,12 +98,30 @@ async function trainedModel(
 ): Promise<Result<Model>> {
   if (existsSync(path)) {
     const existing = readModelFile(path);
-    if (
-      existing.ok &&
-      existing.value.metadata['zipit.seed'] === String(seed) &&
-      existing.value.metadata['zipit.arch'] === options.arch
-    )
-      return existing;
+    if (!existing.ok)
+      return fail(
+        existing.reason,
+        `${path} is not a readable model (${existing.message}); delete it to retrain.`,
+      );
+    const wanted: Record<string, string> = {
+      'zipit.arch': options.arch,
+      'zipit.width': String(options.width),
+      'zipit.seed': String(seed),
+      'zipit.trained_classes': classes.join(','),
+      'zipit.epochs': String(options.epochs),
+    };
+    const differing = Object.entries(wanted).filter(
+      ([key, value]) => existing.value.metadata[key] !== value,
+    );
+    if (differing.length === 0) return existing;
+    const was = differing
+      .map(([key]) => `${key.slice(6)} ${existing.value.metadata[key] ?? '(none)'}`)
+      .join(', ');
+    const now = differing.map(([key, value]) => `${key.slice(6)} ${value}`).join(', ');
+    return fail(
+      'bad-argument',
+      `${path} was trained with ${was}, but this run asks for ${now}: pass another --out, or delete the folder to start over.`,
+    );
   }
   const trained = await trainModel(options.train, {
     arch: options.arch,
@@ -189,8 +211,26 @@ export async function runExperiment(
   const cached = readJson<ExperimentResults>(cachePath);
   const alphas = options.alphas ?? [0.0001, 0.3, 0.5, 1];
   const betas = options.betas ?? [0, 0.075, 0.125, 0.5];
+  if (
+    cached !== undefined &&
+    (cached.arch !== options.arch ||
+      cached.width !== options.width ||
+      cached.epochs !== options.epochs ||
+      cached.samples !== samples)
+  ) {
+    return fail(
+      'bad-argument',
+      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, not this one: pass another --out.`,
+    );
+  }
   let chosen = cached?.chosen;
-  const sameGrid = chosen !== undefined && chosen.grid.length === alphas.length * betas.length;
+  // The cached choice stands only if it was made over exactly this grid.
+  const sameGrid =
+    chosen !== undefined &&
+    chosen.grid.length === alphas.length * betas.length &&
+    alphas.every((alpha) =>
+      betas.every((beta) => chosen!.grid.some((g) => g.alpha === alpha && g.beta === beta)),
+    );
   if (!sameGrid) {
     const held = models[0]!;
     const data = mergeDataOf(held.tasks);
