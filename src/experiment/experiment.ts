@@ -138,7 +138,9 @@ async function trainedModel(
   options.onNote?.(
     `trained ${path} (${trained.value.summary.seconds.toFixed(0)} s, ${trained.value.summary.imagesPerSecond.toFixed(0)} images/s)`,
   );
-  return ok(trained.value.model);
+  // Go on with the file as written (float attributes rounded to float32, as a resumed run
+  // reads them), so a fresh run and a resumed one evaluate the same models.
+  return readModelFile(path);
 }
 
 function mean(values: readonly number[]): number {
@@ -231,6 +233,18 @@ export async function runExperiment(
     alphas.every((alpha) =>
       betas.every((beta) => chosen!.grid.some((g) => g.alpha === alpha && g.beta === beta)),
     );
+  const results: PairResult[] = [];
+  const snapshot = (): ExperimentResults => ({
+    arch: options.arch,
+    width: options.width,
+    epochs: options.epochs,
+    samples,
+    chosen: chosen!,
+    pairs: results,
+    summary: summarize(results),
+  });
+  const save = (): Result<void> =>
+    writeFileAtomic(cachePath, `${JSON.stringify(snapshot(), null, 2)}\n`);
   if (!sameGrid) {
     const held = models[0]!;
     const data = mergeDataOf(held.tasks);
@@ -269,6 +283,9 @@ export async function runExperiment(
     options.onNote?.(
       `held-out pair 0: alpha ${best.alpha}, beta ${best.beta} (joint ${(100 * best.joint).toFixed(1)}%)`,
     );
+    // The grid is many merges: keep its choice even if a pair fails later.
+    const savedChoice = save();
+    if (!savedChoice.ok) return savedChoice;
   }
   const methods: MethodSpec[] = [
     { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
@@ -280,18 +297,6 @@ export async function runExperiment(
   const spaces = analyzeSpaces(graph.value);
   if (!spaces.ok) return spaces;
   const stopPoints = findStopPoints(graph.value, spaces.value).map((p) => p.id);
-  const results: PairResult[] = [];
-  const snapshot = (): ExperimentResults => ({
-    arch: options.arch,
-    width: options.width,
-    epochs: options.epochs,
-    samples,
-    chosen: chosen!,
-    pairs: results,
-    summary: summarize(results),
-  });
-  const save = (): Result<void> =>
-    writeFileAtomic(cachePath, `${JSON.stringify(snapshot(), null, 2)}\n`);
   for (let p = 1; p < options.pairs; p++) {
     const reuse = sameGrid
       ? cached?.pairs.find(
