@@ -119,7 +119,10 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),
       },
     );
-    if (!merged.ok) return fail(merged.reason, `${spec.name}: ${merged.message}`);
+    if (!merged.ok) {
+      const which = stopAt !== undefined ? `${spec.name} stopped at ${stopAt}` : spec.name;
+      return fail(merged.reason, `${which}: ${merged.message}`);
+    }
     const at = merged.value.report.stopAt;
     // The paper's naming: ZipIt!a/b zips a of b weight layers.
     const name = at ? `${spec.name}${at.zipped}/${at.total}` : spec.name;

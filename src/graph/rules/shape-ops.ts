@@ -38,8 +38,15 @@ function gather(ctx: RuleContext): Result<ValueState[]> {
   const data = knownOf(ctx, 0);
   const indices = knownOf(ctx, 1);
   const axis = intAttr(ctx.node, 'axis', 0);
-  if (data === undefined && indices !== undefined && axis === 1 && ctx.inputs[0] !== undefined) {
-    // A channel selection on an activation (a multi-head model's unmerge).
+  if (
+    data === undefined &&
+    axis === 1 &&
+    ctx.inputs[0] !== undefined &&
+    ctx.inputs[1] !== undefined
+  ) {
+    // A channel selection on an activation (a multi-head model's unmerge). Only the indices'
+    // shape matters here: their values are tracked only for short tensors (64 entries), and an
+    // unmerge of a 128-channel space is longer.
     const shape = ctx.inputs[0].shape;
     return ok([{ shape: [shape[0] ?? null, ...(ctx.inputs[1]?.shape ?? []), ...shape.slice(2)] }]);
   }
