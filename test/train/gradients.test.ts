@@ -140,6 +140,21 @@ const cases: Array<[string, Parameters<typeof tinyModel>[0]]> = [
     }),
   ],
   [
+    'two stride-2 Convs reading one tensor (their input gradients as one ConvTranspose)',
+    (ctx, x) => {
+      const a = conv(ctx, 'c1', x, C, 3);
+      return {
+        value: ctx.builder.op('Add', [
+          // Relu on one branch so the two output gradients differ.
+          relu(ctx, conv(ctx, 'c2', a, 3, 4, { stride: 2 })),
+          conv(ctx, 'c3', a, 3, 4, { stride: 2 }),
+        ]),
+        channels: 4,
+        size: H / 2,
+      };
+    },
+  ],
+  [
     'Conv 1x1 with bias',
     (ctx, x) => ({
       value: conv(ctx, 'c2', conv(ctx, 'c1', x, C, 3), 3, 2, { kernel: 1, bias: true }),
@@ -200,6 +215,13 @@ describe('step graph gradients vs finite differences', () => {
       );
     });
   }
+  it('sibling stride-2 Convs share one ConvTranspose (the case above checks its values)', async () => {
+    const sibling = cases.find(([name]) => name.startsWith('two stride-2'))![1];
+    const { step, session } = await stepSetup(tinyModel(sibling), N);
+    await session.release();
+    const transposed = step.model.graph.nodes.filter((node) => node.opType === 'ConvTranspose');
+    assert.equal(transposed.length, 1);
+  });
   it('Conv weight gradient expressed as a Conv over batch-transposed tensors', async () => {
     const worst = await worstGradientError(tinyModel(cases[1]![1]), 'conv');
     assert.ok(
