@@ -198,6 +198,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
         onnxPlainLayout?: Record<string, Json>;
         torch: Record<string, number> | { skipped: string };
         onnxOverTorch: Record<string, number>;
+        onnxOverTorchPerRound?: Record<string, number[]>;
         rounds?: number;
         note?: string;
       }
@@ -216,6 +217,7 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
             'plain NCHW layout images/s',
             'PyTorch images/s',
             'zipit / PyTorch',
+            'per round',
           ],
           Object.entries(train.onnx).map(([k, v]) => [
             k,
@@ -224,10 +226,11 @@ function markdown(m: typeof machine, r: Record<string, Json>): string {
             train.onnxPlainLayout?.[k]?.imagesPerSecond,
             torch?.[k],
             train.onnxOverTorch[k],
+            train.onnxOverTorchPerRound?.[k]?.join(', '),
           ]),
         ),
         '',
-        `zipit runs its convolutions in onnxruntime's blocked NCHWc layout (block ${train.nchwcBlock ?? 'none: not available here'}); the plain-layout column is the same step graph without it (one round). PyTorch ${'skipped' in train.torch ? `was skipped: ${train.torch.skipped}` : `ran in the same benchmark run (scripts/torch-train-bench.py), alternating with zipit over ${train.rounds ?? 1} rounds; both columns are means over the rounds`}.`,
+        `zipit runs its convolutions in onnxruntime's blocked NCHWc layout (block ${train.nchwcBlock ?? 'none: not available here'}); the plain-layout column is the same step graph without it (one round). PyTorch ${'skipped' in train.torch ? `was skipped: ${train.torch.skipped}` : `ran in the same benchmark run (scripts/torch-train-bench.py), alternating with zipit over ${train.rounds ?? 1} rounds; both columns are means over the rounds, and the last column gives each round's ratio`}.`,
       ],
     );
   }
