@@ -486,23 +486,18 @@ function materialize(e: Emitter, terms: readonly Gradient[]): string[] {
     if (group) group.push(term);
     else groups.set(key, [term]);
   }
+  // One tensor from the group's terms: itself when alone, else their concatenation.
+  const joined = (tensors: readonly string[], axis: number): string =>
+    tensors.length === 1 ? tensors[0]! : e.b.op('Concat', tensors, { axis });
   for (const group of groups.values()) {
-    const dy =
-      group.length === 1
-        ? group[0]!.dy
-        : e.b.op(
-            'Concat',
-            group.map((t) => t.dy),
-            { axis: 1 },
-          );
-    const weight =
-      group.length === 1
-        ? group[0]!.weight
-        : e.b.op(
-            'Concat',
-            group.map((t) => t.weight),
-            { axis: 0 },
-          );
+    const dy = joined(
+      group.map((t) => t.dy),
+      1,
+    );
+    const weight = joined(
+      group.map((t) => t.weight),
+      0,
+    );
     names.push(e.b.op('ConvTranspose', [dy, weight], group[0]!.attributes));
   }
   return names;
