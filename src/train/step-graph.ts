@@ -461,8 +461,8 @@ type GradientRule = (ctx: RuleContext) => Array<[string, Gradient]>;
  * A gradient term: a tensor's name, or a transposed convolution not yet emitted. The input
  * gradient of a strided Conv is a ConvTranspose; when several Convs with the same geometry
  * read one tensor (a stage's first conv and its projection shortcut), their terms become one
- * ConvTranspose over the concatenated output gradients and filters, which measured 1.5x
- * (x1) and 1.3x (x4) faster than two plus their Sum (scratch, 14x14 to 28x28).
+ * ConvTranspose over the concatenated output gradients and filters, which measured 1.5-1.9x
+ * (x1) and 1.2-1.4x (x4) faster than two plus their Sum (scratch, 14x14 to 28x28).
  */
 type Gradient = string | PendingTransposedConv;
 
