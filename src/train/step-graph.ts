@@ -719,13 +719,13 @@ function convWeightGradByConv(
     g.strides[1] * (ow - 1) + kw - w - g.pads[1],
   ];
   const begin: [number, number] = [g.pads[0], g.pads[1]];
-  const reshaped = begin.some((v) => v !== 0) || end.some((v) => v !== 0);
+  const padOrCrop = begin.some((v) => v !== 0) || end.some((v) => v !== 0);
   // The strided forward conv becomes a dilated one here.
   const attributes = { kernel_shape: [oh, ow], dilations: g.strides };
   let r: string; // [I, O, kh, kw]
   if (blocked === undefined) {
-    const input = reshaped
-      ? b.op('Pad', [xt, e.ints([0, 0, begin[0], begin[1], 0, 0, end[0], end[1]])])
+    const input = padOrCrop
+      ? e.shared('Pad', [xt, e.ints([0, 0, begin[0], begin[1], 0, 0, end[0], end[1]])])
       : xt;
     const dyt = b.op('Transpose', [dy], { perm: [1, 0, 2, 3] }); // [O, N, OH, OW]
     r = b.op('Conv', [input, dyt], attributes);
@@ -744,7 +744,7 @@ function convWeightGradByConv(
       undefined,
       attributes,
       { channels: o },
-      reshaped ? { dims: [i, n, h, w], block, pads: { begin, end } } : undefined,
+      padOrCrop ? { dims: [i, n, h, w], block, pads: { begin, end } } : undefined,
     );
   }
   return b.op('Transpose', [r], { perm: [1, 0, 2, 3] });
