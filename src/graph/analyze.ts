@@ -77,30 +77,93 @@ function constantValue(attributes: Readonly<Record<string, Attribute>>): Tensor 
   }
 }
 
-/** Kahn's algorithm; stable (keeps file order among ready nodes). */
+/**
+ * Kahn's algorithm with in-degree counts: each node waits for its distinct unavailable inputs.
+ * Among ready nodes the earliest in the file goes first (a min-heap of file positions), which is
+ * the order the former scan of the pending list produced, so outputs and goldens are unchanged;
+ * the scan was quadratic in the number of nodes.
+ */
 function topologicalOrder(model: Model): Result<Node[]> {
+  const nodes = model.graph.nodes;
   const available = new Set<string>([
     '',
     ...model.graph.inputs.map((i) => i.name),
     ...model.graph.initializers.keys(),
   ]);
-  const pending = [...model.graph.nodes];
-  const order: Node[] = [];
-  while (pending.length > 0) {
-    const index = pending.findIndex((n) => n.inputs.every((i) => available.has(i)));
-    if (index < 0) {
-      const stuck = pending[0]!;
-      const missing = stuck.inputs.find((i) => !available.has(i));
-      return fail(
-        'unsupported-model',
-        `Node '${stuck.name}' (${stuck.opType}) reads '${missing}', which no node, input or initializer provides (or the graph has a cycle).`,
-      );
+  const waiting = new Map<string, number[]>();
+  const missingCount = new Array<number>(nodes.length).fill(0);
+  const ready = new MinHeap();
+  for (const [index, node] of nodes.entries()) {
+    for (const input of new Set(node.inputs)) {
+      if (available.has(input)) continue;
+      missingCount[index] = (missingCount[index] ?? 0) + 1;
+      const list = waiting.get(input);
+      if (list === undefined) waiting.set(input, [index]);
+      else list.push(index);
     }
-    const [node] = pending.splice(index, 1);
-    order.push(node!);
-    for (const o of node!.outputs) available.add(o);
+    if (missingCount[index] === 0) ready.push(index);
+  }
+  const order: Node[] = [];
+  const emitted = new Array<boolean>(nodes.length).fill(false);
+  for (let index = ready.pop(); index !== undefined; index = ready.pop()) {
+    const node = nodes[index]!;
+    order.push(node);
+    emitted[index] = true;
+    for (const o of node.outputs) {
+      if (available.has(o)) continue;
+      available.add(o);
+      for (const reader of waiting.get(o) ?? []) {
+        missingCount[reader] = (missingCount[reader] ?? 0) - 1;
+        if (missingCount[reader] === 0) ready.push(reader);
+      }
+    }
+  }
+  if (order.length < nodes.length) {
+    const stuck = nodes[emitted.indexOf(false)]!;
+    const missing = stuck.inputs.find((i) => !available.has(i));
+    return fail(
+      'unsupported-model',
+      `Node '${stuck.name}' (${stuck.opType}) reads '${missing}', which no node, input or initializer provides (or the graph has a cycle).`,
+    );
   }
   return ok(order);
+}
+
+/** A binary min-heap of node positions (the ready set of {@link topologicalOrder}). */
+class MinHeap {
+  private readonly items: number[] = [];
+
+  push(value: number): void {
+    const items = this.items;
+    let i = items.length;
+    items.push(value);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (items[parent]! <= value) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = value;
+  }
+
+  pop(): number | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (top === undefined || last === undefined || items.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= items.length) break;
+      const right = left + 1;
+      const child = right < items.length && items[right]! < items[left]! ? right : left;
+      if (items[child]! >= last) break;
+      items[i] = items[child]!;
+      i = child;
+    }
+    items[i] = last;
+    return top;
+  }
 }
 
 function initialStates(model: Model): Map<string, ValueState> {

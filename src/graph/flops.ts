@@ -1,5 +1,6 @@
 /** @file Multiply-accumulates per image, counted from the analysed graph's weight ops. */
 import { intAttr } from './attributes.js';
+import type { Node } from '../onnx/model.js';
 import type { AnalyzedGraph } from './analyze.js';
 import { staticSize } from './value-state.js';
 
@@ -10,20 +11,27 @@ import { staticSize } from './value-state.js';
  */
 export function countMacs(graph: AnalyzedGraph): number {
   let total = 0;
-  for (const node of graph.model.graph.nodes) {
-    const weight = graph.model.graph.initializers.get(node.inputs[1] ?? '');
-    const out = graph.states.get(node.outputs[0] ?? '')?.shape;
-    if (weight === undefined || out === undefined) continue;
-    const perImage = staticSize(out.slice(1)) ?? 0;
-    if (node.opType === 'Conv') {
-      const [, inPerGroup, ...kernel] = weight.dims;
-      total += perImage * (inPerGroup ?? 1) * kernel.reduce((a, b) => a * b, 1);
-    } else if (node.opType === 'Gemm') {
-      const inner = intAttr(node, 'transB', 0) === 1 ? weight.dims[1]! : weight.dims[0]!;
-      total += perImage * inner;
-    } else if (node.opType === 'MatMul') {
-      total += perImage * weight.dims[0]!;
-    }
-  }
+  for (const node of graph.model.graph.nodes) total += nodeMacs(graph, node);
   return total;
+}
+
+/**
+ * MACs of one node of the analysed graph for one image (0 for ops that are not counted), so
+ * callers can sum any prefix of the graph in one pass (stop points need every prefix).
+ */
+export function nodeMacs(graph: AnalyzedGraph, node: Node): number {
+  const weight = graph.model.graph.initializers.get(node.inputs[1] ?? '');
+  const out = graph.states.get(node.outputs[0] ?? '')?.shape;
+  if (weight === undefined || out === undefined) return 0;
+  const perImage = staticSize(out.slice(1)) ?? 0;
+  if (node.opType === 'Conv') {
+    const [, inPerGroup, ...kernel] = weight.dims;
+    return perImage * (inPerGroup ?? 1) * kernel.reduce((a, b) => a * b, 1);
+  }
+  if (node.opType === 'Gemm') {
+    const inner = intAttr(node, 'transB', 0) === 1 ? weight.dims[1]! : weight.dims[0]!;
+    return perImage * inner;
+  }
+  if (node.opType === 'MatMul') return perImage * weight.dims[0]!;
+  return 0;
 }

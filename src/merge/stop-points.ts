@@ -1,7 +1,7 @@
 /** @file Valid stop points for partial zipping: cuts of the graph where all flow passes through one space. */
 import { fail, ok, type Result } from '../errors.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
-import { countMacs } from '../graph/flops.js';
+import { nodeMacs } from '../graph/flops.js';
 import { analyzeSpaces, type SpaceAnalysis } from '../graph/spaces.js';
 import type { Model } from '../onnx/model.js';
 
@@ -44,21 +44,24 @@ export function findStopPoints(graph: AnalyzedGraph, spaces: SpaceAnalysis): Sto
   nodes.forEach((node, i) => node.outputs.forEach((o) => producedAt.set(o, i)));
   const depths = weightDepths(graph);
   const total = Math.max(0, ...graph.model.graph.outputs.map((o) => depths.get(o.name) ?? 0));
-  const allMacs = countMacs(graph);
+  // Prefix sums, one pass: recounting every prefix per node made inspect quadratic in depth.
+  const macs = nodes.map((node) => nodeMacs(graph, node));
+  const allMacs = macs.reduce((a, b) => a + b, 0);
+  const outputs = new Set(graph.model.graph.outputs.map((o) => o.name));
   const points: StopPoint[] = [];
   const live = new Set<string>();
   let trunkMacs = 0;
   for (const [i, node] of nodes.entries()) {
     for (const o of node.outputs) if ((lastUse.get(o) ?? -1) > i) live.add(o);
     for (const input of node.inputs) if ((lastUse.get(input) ?? -1) <= i) live.delete(input);
-    trunkMacs = countMacsUpTo(graph, i);
+    trunkMacs += macs[i]!;
     if (live.size !== 1) continue;
     const value = [...live][0]!;
     const layout = spaces.layouts.get(value);
     if (layout === undefined || layout.segments.length !== 1 || layout.segments[0]!.repeat !== 1)
       continue;
     const space = spaces.spaces[layout.segments[0]!.space]!;
-    if (space.kind === 'fixed' || graph.model.graph.outputs.some((o) => o.name === value)) continue;
+    if (space.kind === 'fixed' || outputs.has(value)) continue;
     if ((producedAt.get(value) ?? -1) !== i) continue;
     const point = {
       id: node.name,
@@ -82,11 +85,6 @@ export function findStopPoints(graph: AnalyzedGraph, spaces: SpaceAnalysis): Sto
     points.push(point);
   }
   return points;
-}
-
-function countMacsUpTo(graph: AnalyzedGraph, position: number): number {
-  const nodes = graph.model.graph.nodes.slice(0, position + 1);
-  return countMacs({ ...graph, model: { ...graph.model, graph: { ...graph.model.graph, nodes } } });
 }
 
 /**
