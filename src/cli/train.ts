@@ -15,7 +15,14 @@ import {
   type TrainOptions,
 } from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
-import { parseFloatOption, parseIntOption, progressBar, type CliIo } from './common.js';
+import {
+  DEFAULT_THREADS,
+  parseFloatOption,
+  parseIntOption,
+  parseThreadsOption,
+  progressBar,
+  type CliIo,
+} from './common.js';
 import type { RegisterCommand } from './commands.js';
 
 interface SharedFlags {
@@ -144,7 +151,7 @@ function addShared(command: Command): Command {
     .option('--test <spec>', 'test data spec (default: the :test split of --data)')
     .option('--batch <n>', 'batch size', parseIntOption('--batch', 2), 128)
     .option('--lr <rate>', 'peak learning rate (cosine schedule)', parseFloatOption('--lr'), 0.1)
-    .option('--threads <n>', 'onnxruntime threads', parseIntOption('--threads', 1), 2)
+    .option('--threads <n>', 'onnxruntime threads', parseThreadsOption(), DEFAULT_THREADS)
     .option(
       '--head <kind>',
       "'all' (a logit per class of the dataset) or 'own' (the trained classes only)",
