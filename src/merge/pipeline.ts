@@ -27,6 +27,7 @@ import {
   sourceTarget,
 } from './repair.js';
 import { checkMemoryBudget, estimateStatisticsMemory, spaceSizes } from './memory-estimate.js';
+import { checkMergedWeightsFinite } from './finite-output.js';
 import { buildMultiHead } from './multi-head.js';
 import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
 import { checkSameStructure, type StructureMaps } from './structure.js';
@@ -377,6 +378,8 @@ export async function mergeModels(
     }
   }
   const t4 = now();
+  const finite = checkMergedWeightsFinite(merged, normalization);
+  if (!finite.ok) return finite;
   merged = {
     ...merged,
     producerName: 'zipit-merge',

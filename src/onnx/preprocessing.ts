@@ -62,9 +62,61 @@ export function resolvePreprocessing(
       `${path} has no stored preprocessing; pass --mean and --std (e.g. --mean 0.2860 --std 0.3530 for Fashion-MNIST).`,
     );
   }
-  if (std.some((s) => !(s > 0)))
-    return fail('bad-argument', `Expected --std values > 0, got ${std.join(',')}`);
+  const checked = checkNormalization(mean, std, {
+    mean: flags.mean ? '--mean' : `the mean stored in ${path} (${METADATA_KEYS.mean})`,
+    std: flags.std ? '--std' : `the std stored in ${path} (${METADATA_KEYS.std})`,
+  });
+  if (!checked.ok) return checked;
   return ok({ mean, std });
+}
+
+/** The smallest positive normal float32, 2^-126: below it a std loses precision, then becomes 0. */
+const FLOAT32_MIN_NORMAL = 2 ** -126;
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Checks a normalisation before any data is read: every std must be a positive normal float32
+ * (1e-300 is a positive double but 0 in float32), and `(pixel / 255 - mean) / std` must stay
+ * finite in float32 for pixels in [0, 1]. Otherwise inputs overflow to infinity, statistics to
+ * NaN, and the merge writes NaN weights. `source` says where each came from, for the message
+ * ('--std', or the metadata of a model file): a stored value is not the user's flag.
+ */
+export function checkNormalization(
+  mean: readonly number[],
+  std: readonly number[],
+  source: { readonly mean: string; readonly std: string },
+): Result<void> {
+  // A stored value is not the user's mistake: say which flag replaces it.
+  const hint = (what: string, flag: string): string =>
+    what === flag ? '' : `; pass ${flag} to override it`;
+  const badStd = std.find((s) => !Number.isFinite(s) || s < FLOAT32_MIN_NORMAL || s > FLOAT32_MAX);
+  if (badStd !== undefined) {
+    const why =
+      badStd > 0 && badStd < FLOAT32_MIN_NORMAL
+        ? ` (${Math.fround(badStd) === 0 ? 'it is 0' : 'it loses precision'} in float32)`
+        : '';
+    return fail(
+      'bad-argument',
+      `Expected ${source.std} to be positive normal float32 values (from 1.2e-38 to 3.4e+38), got ${badStd}${why}${hint(source.std, '--std')}.`,
+    );
+  }
+  const badMean = mean.find((m) => !Number.isFinite(m) || Math.abs(m) > FLOAT32_MAX);
+  if (badMean !== undefined)
+    return fail(
+      'bad-argument',
+      `Expected ${source.mean} to be finite float32 values, got ${badMean}${hint(source.mean, '--mean')}.`,
+    );
+  for (const [c, s] of std.entries()) {
+    const m = mean[mean.length === 1 ? 0 : c] ?? 0;
+    const largest = Math.max(Math.abs(m), Math.abs(1 - m)) / s;
+    if (largest > FLOAT32_MAX)
+      return fail(
+        'bad-argument',
+        `Normalised inputs would reach ${largest.toExponential(1)}, beyond float32: ${source.mean} (${m}) is too far from [0, 1] for ${source.std} (${s}).`,
+      );
+  }
+  return ok(undefined);
 }
 
 /** The class label of each logit of each output, if stored ('0,1,2;5,6' for two outputs). */
