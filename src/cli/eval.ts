@@ -1,6 +1,7 @@
 /** @file `zipit eval`: joint and per-task accuracy of one model, a multi-output model, or an ensemble. */
 import { ok } from '../errors.js';
 import { evaluateModels } from '../eval/evaluate.js';
+import { storedTasks } from '../onnx/preprocessing.js';
 import type { RegisterCommand } from './commands.js';
 import { progressBar, withPreprocessingOptions, withRunOptions } from './common.js';
 import { formatPercent, loadDataset, loadModels, resolveTasks } from './inputs.js';
@@ -30,7 +31,7 @@ export const registerEval: RegisterCommand = (program, io, run) => {
         )
         .option(
           '--tasks <sets>',
-          "class sets separated by '/', e.g. 0,2,4,6,8/1,3,5,7,9 (default: one task of all classes)",
+          "class sets separated by '/', one per model or head, e.g. 0,2,4,6,8/1,3,5,7,9 (default: the classes the models were trained on, if stored; else one task of all classes)",
         )
         .option('--json', 'print one JSON object on stdout'),
     ),
@@ -41,7 +42,10 @@ export const registerEval: RegisterCommand = (program, io, run) => {
       if (!models.ok) return models;
       const dataset = loadDataset(flags.data);
       if (!dataset.ok) return dataset;
-      const tasks = resolveTasks(flags.tasks, dataset.value);
+      // Without --tasks, the classes the models say they were trained on (zipit's own models).
+      const stored =
+        flags.tasks === undefined ? storedTasks(models.value.map((m) => m.model)) : undefined;
+      const tasks = stored ? ok(stored) : resolveTasks(flags.tasks, dataset.value);
       if (!tasks.ok) return tasks;
       const bar = progressBar(io);
       const result = await evaluateModels(

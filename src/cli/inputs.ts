@@ -4,7 +4,7 @@ import { takeBalanced, type Dataset } from '../data/dataset.js';
 import { loadData, parseTasks } from '../data/spec.js';
 import { readModelFile } from '../onnx/files.js';
 import type { Model } from '../onnx/model.js';
-import { resolvePreprocessing } from '../onnx/preprocessing.js';
+import { resolvePreprocessing, storedTasks } from '../onnx/preprocessing.js';
 
 /** Flags every data-feeding command accepts. */
 export interface PreprocessingFlags {
@@ -116,7 +116,10 @@ export function loadMergeInputs(
   if (!shared.ok) return shared;
   const dataset = loadDataset(flags.data);
   if (!dataset.ok) return dataset;
-  const tasks = resolveTasks(flags.tasks, taskData ?? dataset.value);
+  // Without --tasks, the classes the models say they were trained on (zipit's own models).
+  const stored =
+    flags.tasks === undefined ? storedTasks(models.value.map((m) => m.model)) : undefined;
+  const tasks = stored ? ok(stored) : resolveTasks(flags.tasks, taskData ?? dataset.value);
   if (!tasks.ok) return tasks;
   const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
   if (!data.ok) return data;

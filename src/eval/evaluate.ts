@@ -108,8 +108,26 @@ export async function modelScores(
 }
 
 /**
+ * Checks that scores can be read against `tasks` by the reference's rules: one output, or one
+ * output (head) per task, head t belonging to task t.
+ */
+export function checkHeadsMatchTasks(
+  outputs: number,
+  tasks: readonly (readonly number[])[],
+  what: string,
+): Result<void> {
+  if (outputs === 1 || outputs === tasks.length) return ok(undefined);
+  return fail(
+    'bad-argument',
+    `${what} has ${outputs} outputs to score but ${tasks.length} task${tasks.length === 1 ? '' : 's'}; ` +
+      `give --tasks one class set per model (or head), in the same order, e.g. --tasks 0,2,4,6,8/1,3,5,7,9`,
+  );
+}
+
+/**
  * Evaluates one model (single or multi-output) or several (the ensemble) on `dataset`
- * against `tasks`. Only images of the tasks' classes count.
+ * against `tasks`, by the reference's scoring rules (see `scoreTasks`): several outputs are
+ * heads, head t scored for task t. Only images of the tasks' classes count.
  */
 export async function evaluateModels(
   models: readonly EvalModel[],
@@ -137,6 +155,12 @@ export async function evaluateModels(
     }
     sources.push(...result.value);
   }
+  const heads = checkHeadsMatchTasks(
+    sources.length,
+    tasks,
+    models.length === 1 ? models[0]!.label : `The ensemble of ${models.length} models`,
+  );
+  if (!heads.ok) return heads;
   const covered = new Set(sources.flatMap((s) => s.labels));
   const missing = tasks.flat().find((c) => !covered.has(c));
   if (missing !== undefined)

@@ -1,4 +1,7 @@
-/** @file Joint and per-task accuracy from logits, as the reference's evaluate_logits_alltasks defines them. */
+/**
+ * @file Joint and per-task accuracy from logits, by the reference implementation's rules
+ * (`evaluate_logits_alltasks` in gstoica27/ZipIt): one logit vector, or one head per task.
+ */
 
 /**
  * One source of class scores: a model output (or a head of a multi-head model). `labels[i]`
@@ -18,91 +21,134 @@ export interface Accuracy {
   readonly n: number;
 }
 
+const f32 = Math.fround;
+
 /**
- * Scores images against tasks (disjoint class sets).
- * - Task t's accuracy: on images of task t's classes, argmax among task t's classes of the
- *   logits averaged over every source that covers the class (one source: its logits; an
- *   ensemble or multi-head model: the mean).
- * - Joint: a softmax within each task's classes, then the class with the highest probability
- *   over all tasks. When there is one source per task (ensemble, multi-head), task t's softmax
- *   uses source t, the model trained on it; otherwise the averaged logits.
+ * Softmax over `values` in float32 arithmetic, as PyTorch's CPU kernel computes it (exp of the
+ * shifted values, their sum, one reciprocal, a product), written into `out`.
+ *
+ * NOTE: float32 matters here. The reference adds 2 to every probability before its argmax, and
+ * at 2 + p float32 keeps only ~2.4e-7 of resolution, so near-certain classes of two tasks tie
+ * and the lower class index wins. Emulating that reproduces its scores to the image.
+ */
+function softmax32(values: Float64Array, out: Float64Array): void {
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) if (values[i]! > max) max = values[i]!;
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    const e = f32(Math.exp(f32(values[i]! - max)));
+    out[i] = e;
+    sum = f32(sum + e);
+  }
+  const inverse = f32(1 / sum);
+  for (let i = 0; i < values.length; i++) out[i] = f32(out[i]! * inverse);
+}
+
+/** Index of the first maximum (PyTorch's argmax on the CPU). */
+function argmax(values: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+/** Of `classes` (in their order), the one with the highest `scores[c]`; the first on ties. */
+function argmaxAmong(scores: Float64Array, classes: readonly number[]): number {
+  let best = classes[0]!;
+  for (const c of classes) if (scores[c]! > scores[best]!) best = c;
+  return best;
+}
+
+/** Writes image `image`'s logits of `source` into a full class vector (-inf where absent). */
+function fill(source: ScoreSource, image: number, into: Float64Array): void {
+  into.fill(-Infinity);
+  const width = source.labels.length;
+  for (let i = 0; i < width; i++) into[source.labels[i]!] = source.logits[image * width + i]!;
+}
+
+/**
+ * Scores images against tasks (disjoint class sets) by the reference's rules. Only images whose
+ * label is in some task count.
+ *
+ * One source (a single-output model):
+ * - task t: on task t's images, the argmax of the logits among task t's classes;
+ * - joint: each task's classes replaced by their softmax (plus 2, so any task class beats a
+ *   class outside every task), then the argmax over all classes.
+ *
+ * One source per task (an ensemble, or a multi-head model: source t is head t, trained on task
+ * t): each head first loses the classes of the other tasks (set to -inf), then
+ * - task t: on task t's images, the argmax of head t alone among task t's classes;
+ * - joint: every head's softmax over all classes, per class the maximum over heads (plus 2 for
+ *   the tasks' classes), then the argmax.
+ *
+ * @throws Error when there are several sources but not one per task: callers check that
+ *   first and tell the user (the pairing of heads with tasks is theirs to give).
  */
 export function scoreTasks(
   sources: readonly ScoreSource[],
   labels: Uint8Array,
   tasks: readonly (readonly number[])[],
 ): Accuracy {
-  const count = labels.length;
-  const classes = tasks.flat();
-  const maxClass = Math.max(...classes, ...sources.flatMap((s) => s.labels));
-  // Averaged logit per class over covering sources.
-  const covering: { source: ScoreSource; index: number }[][] = Array.from(
-    { length: maxClass + 1 },
-    () => [],
+  if (sources.length !== 1 && sources.length !== tasks.length) {
+    throw new Error(
+      `scoreTasks: ${sources.length} sources for ${tasks.length} tasks; expected 1 or one per task`,
+    );
+  }
+  const allClasses = tasks.flat();
+  const numClasses = Math.max(...allClasses, ...sources.flatMap((s) => s.labels)) + 1;
+  const taskOf = new Int32Array(numClasses).fill(-1);
+  tasks.forEach((task, t) => task.forEach((c) => (taskOf[c] = t)));
+  // Per head, the classes of the other tasks: masked to -inf before any use.
+  const masked = sources.map((_, h) =>
+    sources.length === 1 ? [] : allClasses.filter((c) => taskOf[c] !== h),
   );
-  for (const source of sources)
-    source.labels.forEach((label, index) => covering[label]!.push({ source, index }));
-  const perTaskSource =
-    sources.length === tasks.length &&
-    tasks.every((task, t) => task.every((c) => sources[t]!.labels.includes(c)));
-  const averaged = (image: number, c: number): number => {
-    const list = covering[c]!;
-    if (list.length === 0) return -Infinity;
-    let sum = 0;
-    for (const { source, index } of list)
-      sum += source.logits[image * source.labels.length + index]!;
-    return sum / list.length;
-  };
-  const jointLogit = (image: number, t: number, c: number): number => {
-    if (!perTaskSource) return averaged(image, c);
-    const source = sources[t]!;
-    return source.logits[image * source.labels.length + source.labels.indexOf(c)]!;
-  };
-  const taskOf = new Map<number, number>();
-  tasks.forEach((task, t) => task.forEach((c) => taskOf.set(c, t)));
+  const heads = sources.map(() => new Float64Array(numClasses));
+  const probabilities = new Float64Array(numClasses);
+  const joint = new Float64Array(numClasses);
+  const taskLogits = tasks.map((task) => new Float64Array(task.length));
+  const taskProbabilities = tasks.map((task) => new Float64Array(task.length));
+
   let jointCorrect = 0;
-  let jointTotal = 0;
+  let total = 0;
   const taskCorrect = tasks.map(() => 0);
   const taskTotal = tasks.map(() => 0);
-  for (let image = 0; image < count; image++) {
+  for (let image = 0; image < labels.length; image++) {
     const label = labels[image]!;
-    const t = taskOf.get(label);
-    if (t === undefined) continue;
-    // Joint: per-task softmax, best probability overall.
-    let bestProbability = -1;
-    let bestClass = -1;
-    for (const [u, task] of tasks.entries()) {
-      const logits = task.map((c) => jointLogit(image, u, c));
-      const max = Math.max(...logits);
-      const exps = logits.map((l) => Math.exp(l - max));
-      const total = exps.reduce((a, b) => a + b, 0);
-      exps.forEach((e, i) => {
-        if (e / total > bestProbability) {
-          bestProbability = e / total;
-          bestClass = task[i]!;
-        }
+    const t = label < numClasses ? taskOf[label]! : -1;
+    if (t < 0) continue;
+    sources.forEach((source, h) => {
+      fill(source, image, heads[h]!);
+      for (const c of masked[h]!) heads[h]![c] = -Infinity;
+    });
+    if (sources.length === 1) {
+      const z = heads[0]!;
+      joint.set(z);
+      tasks.forEach((task, u) => {
+        const values = taskLogits[u]!;
+        const out = taskProbabilities[u]!;
+        task.forEach((c, i) => (values[i] = z[c]!));
+        softmax32(values, out);
+        task.forEach((c, i) => (joint[c] = f32(out[i]! + 2)));
       });
-    }
-    jointTotal += 1;
-    if (bestClass === label) jointCorrect += 1;
-    // Task accuracy: argmax within the image's own task.
-    let best = -Infinity;
-    let predicted = -1;
-    for (const c of tasks[t]!) {
-      const logit = averaged(image, c);
-      if (logit > best) {
-        best = logit;
-        predicted = c;
+    } else {
+      joint.fill(-Infinity);
+      for (const head of heads) {
+        softmax32(head, probabilities);
+        for (let c = 0; c < numClasses; c++)
+          if (probabilities[c]! > joint[c]!) joint[c] = probabilities[c]!;
       }
+      for (const c of allClasses) joint[c] = f32(joint[c]! + 2);
     }
+    total += 1;
+    if (argmax(joint) === label) jointCorrect += 1;
+    const own = heads[sources.length === 1 ? 0 : t]!;
     taskTotal[t]! += 1;
-    if (predicted === label) taskCorrect[t]! += 1;
+    if (argmaxAmong(own, tasks[t]!) === label) taskCorrect[t]! += 1;
   }
   const taskAccuracy = taskCorrect.map((c, t) => (taskTotal[t]! > 0 ? c / taskTotal[t]! : 0));
   return {
-    joint: jointTotal > 0 ? jointCorrect / jointTotal : 0,
+    joint: total > 0 ? jointCorrect / total : 0,
     tasks: taskAccuracy,
     avg: taskAccuracy.reduce((a, b) => a + b, 0) / Math.max(1, taskAccuracy.length),
-    n: jointTotal,
+    n: total,
   };
 }

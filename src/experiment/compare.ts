@@ -1,7 +1,7 @@
 /** @file Compares every baseline on one set of K source models: each model, W.Avg, Permute, ZipIt!, the Ensemble. */
 import { fail, ok, type Result } from '../errors.js';
 import type { Dataset, Normalization } from '../data/dataset.js';
-import { modelScores } from '../eval/evaluate.js';
+import { checkHeadsMatchTasks, modelScores } from '../eval/evaluate.js';
 import { scoreTasks, type ScoreSource } from '../eval/metrics.js';
 import { analyzeGraph } from '../graph/analyze.js';
 import { countMacs } from '../graph/flops.js';
@@ -83,6 +83,13 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
       ...(params ? { params } : {}),
     };
   };
+  // The ensemble and multi-head rows score head k for task k: one task per model.
+  const heads = checkHeadsMatchTasks(
+    input.models.length,
+    input.tasks,
+    `The comparison of ${input.models.length} models`,
+  );
+  if (!heads.ok) return heads;
   const rows: ReportRow[] = [];
   const sourceScores: ScoreSource[][] = [];
   for (const [k, model] of input.models.entries()) {

@@ -15,7 +15,7 @@ import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/s
 import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
 import type { MatchOptions } from '../match/types.js';
 import { checkFiniteWeights, type Model } from '../onnx/model.js';
-import { storedClassLabels } from '../onnx/preprocessing.js';
+import { storedClassLabels, storedTasks, trainedClassesMetadata } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
 import { collectStatistics } from './collect.js';
@@ -380,6 +380,8 @@ export async function mergeModels(
   const t4 = now();
   const finite = checkMergedWeightsFinite(merged, normalization);
   if (!finite.ok) return finite;
+  // The sources' trained classes, one set per source, so that scoring needs no --tasks.
+  const trained = storedTasks(models);
   merged = {
     ...merged,
     producerName: 'zipit-merge',
@@ -387,6 +389,7 @@ export async function mergeModels(
       ...merged.metadata,
       'zipit.method': options.method,
       'zipit.sources': labels.join(','),
+      ...(trained ? trainedClassesMetadata(trained) : {}),
     },
   };
   return ok({

@@ -16,6 +16,11 @@ export const METADATA_KEYS = {
   inputShape: 'zipit.input_shape',
   /** Per output, comma-separated: the class label of each logit; outputs separated by ';'. */
   classes: 'zipit.classes',
+  /**
+   * The classes the model was trained on: one comma-separated set per task, sets separated by
+   * '/' ('0,2,4,6,8' for a base model; '0,2,4,6,8/1,3,5,7,9' for a merge of two).
+   */
+  trainedClasses: 'zipit.trained_classes',
 } as const;
 
 const list = (values: readonly number[]): string => values.join(',');
@@ -132,4 +137,32 @@ export function classLabelsMetadata(
   labels: readonly (readonly number[])[],
 ): Record<string, string> {
   return { [METADATA_KEYS.classes]: labels.map(list).join(';') };
+}
+
+/** The class sets the model was trained on (one per task), if stored. */
+export function storedTrainedClasses(model: Model): number[][] | undefined {
+  const text = model.metadata[METADATA_KEYS.trainedClasses];
+  if (text === undefined || text.trim() === '') return undefined;
+  const sets = text.split('/').map(parseNumbers);
+  return sets.every((set) => set !== undefined && set.every(Number.isInteger))
+    ? (sets as number[][])
+    : undefined;
+}
+
+/** Metadata entry recording the class sets a model was trained on, one per task. */
+export function trainedClassesMetadata(
+  tasks: readonly (readonly number[])[],
+): Record<string, string> {
+  return { [METADATA_KEYS.trainedClasses]: tasks.map(list).join('/') };
+}
+
+/**
+ * The tasks the models were trained on, from their metadata: each model's stored class sets in
+ * order (an ensemble of A and B gives [A's, B's]; a merged model stores one set per head).
+ * Undefined when some model stores none.
+ */
+export function storedTasks(models: readonly Model[]): number[][] | undefined {
+  const sets = models.map(storedTrainedClasses);
+  if (sets.some((s) => s === undefined)) return undefined;
+  return sets.flatMap((s) => s!);
 }
