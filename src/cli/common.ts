@@ -1,9 +1,10 @@
 /** @file Shared CLI plumbing: the command result contract, argument parsers, progress bars. */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem, totalmem } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Result } from '../errors.js';
 import { DEFAULT_MATCH_OPTIONS } from '../match/types.js';
+import { defaultMemoryLimit } from '../merge/memory-estimate.js';
 import type { ProgressListener } from '../progress.js';
 
 /** Where a command writes: results to `out` (stdout), progress and notes to `err` (stderr). */
@@ -158,6 +159,21 @@ export function withRunOptions(command: Command, batch?: number): Command {
 export function intOption(flags: string, description: string, fallback: number, min = 0): Option {
   const name = flags.split(' ')[0]!;
   return new Option(flags, description).default(fallback).argParser(parseIntOption(name, min));
+}
+
+/**
+ * The default `--max-memory` in GiB (one decimal, rounded down) for this machine as it is now:
+ * see {@link defaultMemoryLimit}. `process.constrainedMemory()` is the cgroup limit (2^64 when
+ * there is none); `freemem()` is MemAvailable on Linux.
+ */
+export function defaultMaxMemoryGiB(): number {
+  const constrained = process.constrainedMemory?.();
+  const limit = defaultMemoryLimit({
+    total: totalmem(),
+    available: freemem(),
+    ...(constrained !== undefined && constrained < totalmem() ? { constrained } : {}),
+  });
+  return Math.floor((limit / 2 ** 30) * 10) / 10;
 }
 
 /** Adds ZipIt!'s `--alpha` and `--beta`, defaulting to the reference's values. */

@@ -1,5 +1,4 @@
 /** @file `zipit merge`: zip K models into one ONNX model. */
-import { totalmem } from 'node:os';
 import { Option } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -17,6 +16,7 @@ import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import type { RegisterCommand } from './commands.js';
 import {
+  defaultMaxMemoryGiB,
   parseFloatOption,
   progressBar,
   withPreprocessingOptions,
@@ -86,7 +86,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
               '--max-memory <GiB>',
               'refuse merges whose statistics would need more memory',
             )
-              .default(Math.floor((totalmem() / 2 ** 30) * 0.8))
+              .default(defaultMaxMemoryGiB())
               .argParser(parseFloatOption('--max-memory')),
           )
           .option(

@@ -1,6 +1,6 @@
 /** @file Weight averaging: merge feature i of every model with feature i of the others, no alignment. */
-import { fail, ok } from '../errors.js';
-import { checkMatchArguments, type Matcher } from './types.js';
+import { fail, ok, type Result } from '../errors.js';
+import { checkMatchArguments, type Matcher, type Matching } from './types.js';
 
 /**
  * Weight averaging (the reference's `match_tensors_identity`): U = [I; ...; I], so merged
@@ -10,7 +10,19 @@ import { checkMatchArguments, type Matcher } from './types.js';
 export const weightAverageMatch: Matcher = (correlation, numModels, width, options) => {
   const checked = checkMatchArguments(correlation, numModels, width, options);
   if (!checked.ok) return checked;
-  const { mergedWidth } = checked.value;
+  return weightAverageMatching(numModels, width, checked.value.mergedWidth);
+};
+
+/**
+ * The weight-averaging matching itself, which needs no statistics: the merge pipeline calls it
+ * directly and skips the (Kn)^2 correlation, the dominant memory of a wide merge.
+ * `mergedWidth` (default n) must be n.
+ */
+export function weightAverageMatching(
+  numModels: number,
+  width: number,
+  mergedWidth = width,
+): Result<Matching> {
   if (mergedWidth !== width) {
     return fail(
       'bad-argument',
@@ -31,4 +43,4 @@ export const weightAverageMatch: Matcher = (correlation, numModels, width, optio
     sameModelMerges: 0,
     crossModelMerges: (numModels - 1) * width,
   });
-};
+}

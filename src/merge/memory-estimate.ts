@@ -13,7 +13,10 @@ export interface SpaceSize {
   readonly positionsPerSample: number;
 }
 
-/** Bytes per part of the statistics pass (see {@link estimateStatisticsMemory}). */
+/**
+ * Bytes per part of a merge (see {@link estimateStatisticsMemory}). The parts are not all live
+ * at once: `total` is the peak over the phases, not their sum.
+ */
 export interface MemoryEstimate {
   /** Streaming accumulators of every space, held for the whole pass: 8 ((Kn)^2 + 2Kn) each. */
   readonly accumulators: number;
@@ -21,12 +24,47 @@ export interface MemoryEstimate {
   readonly correlations: number;
   /** The largest transient buffer set: one batch's Gram copies, or one finalize's matrices. */
   readonly transient: number;
+  /** The largest matcher working set: ZipIt!'s similarity copy and heaps, Permute's cost matrix. */
+  readonly matcher: number;
   /** One batch's captured activations of all K models: 4 K batch Σ n * positions. */
   readonly activations: number;
-  /** The sum of the above. */
+  /** The process without statistics: Node and onnxruntime, the models and their sessions. */
+  readonly models: number;
+  /** The estimated peak: `models` plus the largest phase (pass, a finalize or a matching). */
   readonly total: number;
   /** The widest space (it dominates the quadratic terms), or undefined without spaces. */
   readonly largestSpace?: { readonly id: number; readonly width: number };
+}
+
+/** What besides the spaces decides a merge's memory. */
+export interface MemoryEstimateOptions {
+  /** The matching method: wavg needs no statistics, ZipIt! the largest working set. */
+  readonly method?: 'zipit' | 'permute' | 'wavg';
+  /** Bytes of the K models' initializers (0 when unknown). */
+  readonly modelBytes?: number;
+}
+
+/**
+ * NOTE: measured with /usr/bin/time on wavg merges of two 784-n-10 MLPs, which need no
+ * statistics: 312 MB peak at n = 4,000 (25 MB of weights), 431 MB at n = 8,000 (51 MB), i.e.
+ * about 193 MB for Node and onnxruntime plus 4.7 times the weights (JS copies, one session per
+ * model, the fused session, the merged model). 5x rounds up.
+ */
+const RUNTIME_BYTES = 190e6;
+const BYTES_PER_WEIGHT_BYTE = 5;
+
+/**
+ * ZipIt!'s matcher working set for Kn = `total` features (match/zip.ts): a symmetric float64
+ * copy of the correlation, and RowHeaps holding each row's partners above the diagonal with a
+ * quarter of slack, a float64 key and an int32 partner each.
+ */
+function zipMatcherBytes(total: number): number {
+  let heapEntries = 0;
+  for (let g = 0; g < total; g++) {
+    const partnersAbove = total - 1 - g;
+    heapEntries += partnersAbove + Math.max(8, Math.ceil(partnersAbove / 4));
+  }
+  return 8 * total * total + 12 * heapEntries;
 }
 
 /**
@@ -44,46 +82,132 @@ export function spaceSizes(graph: AnalyzedGraph, spaces: readonly FeatureSpace[]
     });
 }
 
+/** A matcher's working set for one space of width n: ZipIt!'s, or Permute's n x n cost matrix. */
+function matcherBytes(method: 'zipit' | 'permute', numModels: number, width: number): number {
+  return method === 'zipit' ? zipMatcherBytes(numModels * width) : 8 * width * width;
+}
+
 /**
- * Estimates the peak memory (bytes) of the statistics pass for K models over `spaces`
- * (ALGORITHM.md "Statistics"): per space the K-stacked accumulators of Kn features (float64
- * Gram matrix, sum and shift), the correlation kept per space, the largest transient (a
- * batch's float32 Gram from onnxruntime, its float32 copy and its float64 conversion, or the
- * float64 covariance and correlation of one finalize), and one batch of captured activations.
+ * Estimates the peak memory (bytes) of merging K models over `spaces` (ALGORITHM.md
+ * "Statistics"), phase by phase as merge/pipeline.ts allocates:
+ * - the statistics pass: every space's K-stacked accumulators of Kn features (float64 Gram
+ *   matrix, sum and shift), the largest batch transient (onnxruntime's float32 Gram, its float32
+ *   copy and its float64 conversion) and one batch of captured activations;
+ * - finalizing space s: the accumulators not yet released (s and later), the correlations kept
+ *   so far, and s's float64 covariance and correlation;
+ * - matching space s: the accumulators after s, the correlations up to s, the matcher's own
+ *   working set (ZipIt!: {@link zipMatcherBytes}; Permute: an n x n float64 cost matrix).
+ * Weight averaging reads no statistics, so it has none of these. `models` (Node, onnxruntime,
+ * the models and sessions) is added to the largest phase.
  *
- * NOTE: this counts the statistics only, not the models, the dataset or onnxruntime's own
- * arenas, which scale with the model rather than with K^2 n^2; callers add a margin.
+ * Checked against peaks measured with /usr/bin/time on two 784-n-10 MLPs (the table in
+ * test/robustness/memory-estimate.test.ts): within 10% for zipit, permute and wavg at n = 4,000
+ * and 8,000 (zipit n = 8,000: 8.6 GB measured; wavg: 0.43 GB, 7.1 GB before it skipped the
+ * statistics it never reads).
  */
 export function estimateStatisticsMemory(
   numModels: number,
   spaces: readonly SpaceSize[],
   batchSize: number,
+  options: MemoryEstimateOptions = {},
 ): MemoryEstimate {
+  const method = options.method ?? 'zipit';
+  const models =
+    options.modelBytes === undefined
+      ? 0
+      : RUNTIME_BYTES + BYTES_PER_WEIGHT_BYTE * options.modelBytes;
   let accumulators = 0;
   let correlations = 0;
   let transient = 0;
+  let matcher = 0;
   let activations = 0;
   let largest: { id: number; width: number } | undefined;
   for (const space of spaces) {
-    const features = numModels * space.width; // Kn
-    const square = features * features;
-    accumulators += 8 * (square + 2 * features);
+    activations += 4 * numModels * batchSize * space.width * space.positionsPerSample;
+    if (largest === undefined || space.width > largest.width)
+      largest = { id: space.id, width: space.width };
+  }
+  if (method === 'wavg') {
+    return {
+      accumulators,
+      correlations,
+      transient,
+      matcher,
+      activations,
+      models,
+      total: models + activations,
+      ...(largest ? { largestSpace: largest } : {}),
+    };
+  }
+  const accumulatorOf = (s: SpaceSize): number => {
+    const features = numModels * s.width; // Kn
+    return 8 * (features * features + 2 * features);
+  };
+  const squareOf = (s: SpaceSize): number => (numModels * s.width) ** 2;
+  for (const space of spaces) {
+    const square = squareOf(space);
+    accumulators += accumulatorOf(space);
     correlations += 8 * square;
     // Gram: 4 (onnxruntime output) + 4 (assembled copy) + 8 (float64 for the accumulator);
     // finalize: 8 (covariance) + 8 (correlation). The larger of the two is live at a time.
     transient = Math.max(transient, 16 * square);
-    activations += 4 * numModels * batchSize * space.width * space.positionsPerSample;
-    if (largest === undefined || space.width > largest.width)
-      largest = { id: space.id, width: space.width };
+    matcher = Math.max(matcher, matcherBytes(method, numModels, space.width));
+  }
+  let peak = accumulators + transient + activations;
+  let heldAccumulators = accumulators;
+  let keptCorrelations = 0;
+  for (const space of spaces) {
+    const square = squareOf(space);
+    peak = Math.max(peak, heldAccumulators + keptCorrelations + 16 * square);
+    heldAccumulators -= accumulatorOf(space);
+    keptCorrelations += 8 * square;
+    // NOTE: + 8 (Kn)^2: the accumulator and covariance just released are ArrayBuffers that V8
+    // frees at its next major GC, not at once; measured, about one of them is still resident
+    // when the matcher allocates (n = 8,000 zipit: 8.6 GB peak, 6.6 GB without this term).
+    peak = Math.max(
+      peak,
+      heldAccumulators +
+        keptCorrelations +
+        8 * square +
+        matcherBytes(method, numModels, space.width),
+    );
   }
   return {
     accumulators,
     correlations,
     transient,
+    matcher,
     activations,
-    total: accumulators + correlations + transient + activations,
+    models,
+    total: models + (spaces.length === 0 ? 0 : peak),
     ...(largest ? { largestSpace: largest } : {}),
   };
+}
+
+/** What {@link defaultMemoryLimit} reads from the machine, in bytes. */
+export interface MachineMemory {
+  /** Physical RAM. */
+  readonly total: number;
+  /** Memory available now without swapping (Linux's MemAvailable). */
+  readonly available: number;
+  /** The process's cgroup limit, or undefined when unconstrained. */
+  readonly constrained?: number;
+}
+
+/**
+ * The default memory limit of a merge: 80% of the smallest of RAM, the memory available now and
+ * the cgroup limit. 80% of RAM alone let a merge estimated at 8.2 GB start on a machine whose
+ * other programs (or container limit) left 6 GB, which then swapped or was OOM-killed; taking
+ * every free byte would starve everything else. The 20% kept back also covers the estimate's
+ * error (measured within 15% of the real peak).
+ */
+export function defaultMemoryLimit(machine: MachineMemory): number {
+  const bound = Math.min(
+    machine.total,
+    machine.available,
+    machine.constrained !== undefined && machine.constrained > 0 ? machine.constrained : Infinity,
+  );
+  return 0.8 * bound;
 }
 
 /** Bytes as text for messages: 1.5 GB, 12.0 MB, 640 KB. */
@@ -94,9 +218,10 @@ export function formatBytes(bytes: number): string {
 }
 
 /**
- * Refuses an estimate above `availableBytes` with an 'out-of-memory' Failure that names the
- * flag which reduces the largest part: `--batch` when one batch's activations dominate,
- * otherwise `--stop-at` (fewer spaces zipped) since the quadratic terms grow with K^2 n^2.
+ * Refuses an estimate above `availableBytes` with an 'out-of-memory' Failure that names what
+ * reduces the largest part: `--batch` when one batch's activations dominate, fewer models when
+ * the models themselves do, otherwise `--stop-at` (fewer spaces zipped) since the quadratic
+ * terms grow with K^2 n^2, or wavg, which has none.
  */
 export function checkMemoryBudget(
   estimate: MemoryEstimate,
@@ -104,17 +229,20 @@ export function checkMemoryBudget(
   availableBytes: number,
 ): Result<void> {
   if (estimate.total <= availableBytes) return ok(undefined);
-  const quadratic = estimate.accumulators + estimate.correlations + estimate.transient;
+  const quadratic =
+    estimate.accumulators + estimate.correlations + estimate.transient + estimate.matcher;
   const widest = estimate.largestSpace
     ? `; the widest space, ${estimate.largestSpace.id}, has ${estimate.largestSpace.width} channels`
     : '';
   const advice =
-    estimate.activations > quadratic
-      ? 'lower --batch (one batch of activations dominates)'
-      : 'zip fewer spaces with --stop-at, or merge fewer models at once';
+    estimate.models > quadratic && estimate.models > estimate.activations
+      ? 'the models themselves need most of it; free memory or merge fewer models at once'
+      : estimate.activations > quadratic
+        ? 'lower --batch (one batch of activations dominates)'
+        : 'zip fewer spaces with --stop-at, merge fewer models at once, or use --method wavg (it needs no statistics)';
   return fail(
     'out-of-memory',
-    `Merging ${numModels} models needs about ${formatBytes(estimate.total)} for statistics, ` +
+    `Merging ${numModels} models needs about ${formatBytes(estimate.total)}, ` +
       `more than the ${formatBytes(availableBytes)} available${widest}; ${advice}.`,
   );
 }

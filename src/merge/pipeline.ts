@@ -13,7 +13,8 @@ import { modelImageShape, staticBatch } from '../eval/evaluate.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
 import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/spaces.js';
 import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
-import type { MatchOptions } from '../match/types.js';
+import { weightAverageMatching } from '../match/identity.js';
+import type { Matching, MatchOptions } from '../match/types.js';
 import { checkFiniteWeights, type Model } from '../onnx/model.js';
 import { storedClassLabels, storedTasks, trainedClassesMetadata } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
@@ -112,6 +113,14 @@ function headsDiffer(models: readonly Model[]): boolean {
   return labels.some((l) => l !== labels[0]);
 }
 
+/** Bytes of every initializer of the models (what their sessions and copies scale with). */
+function weightBytes(models: readonly Model[]): number {
+  let bytes = 0;
+  for (const model of models)
+    for (const tensor of model.graph.initializers.values()) bytes += tensor.data.byteLength;
+  return bytes;
+}
+
 /** What every merge stage shares: analysed graphs, name maps, the stop point, the spaces to merge, the batches. */
 interface Prepared {
   readonly graphs: AnalyzedGraph[];
@@ -204,6 +213,7 @@ function prepare(
       models.length,
       spaceSizes(graphs[0]!, mergeable),
       batchSize,
+      { method: parsed.value.method, modelBytes: weightBytes(models) },
     );
     const fits = checkMemoryBudget(estimate, models.length, options.memoryLimit);
     if (!fits.ok) return fits;
@@ -218,6 +228,15 @@ function prepare(
     inputDims,
     pass: pass.value,
   });
+}
+
+/**
+ * The correlation of an accumulator, returned alone so that the covariance finalize also
+ * computes is garbage before matching starts (it is as large as the correlation).
+ */
+function finalizeCorrelation(accumulator: CovarianceAccumulator): Result<Float64Array> {
+  const statistics = accumulator.finalize();
+  return statistics.ok ? ok(statistics.value.correlation) : statistics;
 }
 
 /** The key of a space's statistics in a statistics file: its id and where it was measured. */
@@ -281,9 +300,10 @@ export async function mergeModels(
   const collected = await collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
     threads: options.threads ?? 2,
     momentValues,
-    // Precomputed (summed shard) statistics replace the covariance pass; REPAIR's source
-    // moments still need the sources run on this data.
-    ...(options.statistics ? { skipCovariance: true } : {}),
+    // Precomputed (summed shard) statistics replace the covariance pass, and weight averaging
+    // needs none (it pairs feature i with feature i): a wavg of two 8,000-wide MLPs peaked at
+    // 7.1 GB for statistics it never read. REPAIR's source moments still need the sources run.
+    ...(options.statistics || options.method === 'wavg' ? { skipCovariance: true } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   if (!collected.ok) return collected;
@@ -309,17 +329,25 @@ export async function mergeModels(
   const reports: SpaceReport[] = [];
   const correlations = new Map<number, Float64Array>();
   for (const [i, space] of mergeable.entries()) {
-    const accumulator = covarianceOf(space);
-    if (!accumulator.ok) return accumulator;
-    const statistics = accumulator.value.finalize();
-    if (!statistics.ok) return fail(statistics.reason, `Space ${space.id}: ${statistics.message}`);
-    correlations.set(space.id, statistics.value.correlation);
-    const matching = matchers[options.method](
-      statistics.value.correlation,
-      models.length,
-      space.width,
-      options.match,
-    );
+    let matching: Result<Matching>;
+    if (options.method === 'wavg' && options.statistics === undefined) {
+      matching = weightAverageMatching(models.length, space.width, options.match.mergedWidth);
+    } else {
+      const accumulator = covarianceOf(space);
+      if (!accumulator.ok) return accumulator;
+      const correlation = finalizeCorrelation(accumulator.value);
+      if (!correlation.ok)
+        return fail(correlation.reason, `Space ${space.id}: ${correlation.message}`);
+      // The accumulator is not needed again: release its (Kn)^2 Gram before matching.
+      collected.value.covariance.delete(space.id);
+      correlations.set(space.id, correlation.value);
+      matching = matchers[options.method](
+        correlation.value,
+        models.length,
+        space.width,
+        options.match,
+      );
+    }
     if (!matching.ok) return fail(matching.reason, `Space ${space.id}: ${matching.message}`);
     transforms.set(
       space.id,
