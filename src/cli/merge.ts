@@ -10,6 +10,7 @@ import { renderReport } from '../report/html.js';
 import { comparisonReport } from './compare.js';
 import { formatTable } from './table.js';
 import { parseMatchOptions } from '../match/index.js';
+import { MAX_STATISTICS_BYTES } from '../files/regular-file.js';
 import { readFileBytes } from '../data/read-file.js';
 import { sumStatisticsFiles, type StatisticsSet } from '../stats/file.js';
 import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
@@ -143,7 +144,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       if (flags.stats !== undefined) {
         const files: { label: string; bytes: Uint8Array }[] = [];
         for (const path of flags.stats) {
-          const bytes = readFileBytes(path, 'statistics file');
+          const bytes = readFileBytes(path, 'statistics file', MAX_STATISTICS_BYTES);
           if (!bytes.ok) return bytes;
           files.push({ label: path, bytes: bytes.value });
         }

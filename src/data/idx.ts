@@ -5,7 +5,8 @@
 
 import { fail, ok, type Result } from '../errors.js';
 import { createDataset, type Dataset } from './dataset.js';
-import { readMaybeGzip } from './read-file.js';
+import { formatBytes, MAX_DATA_BYTES } from '../files/regular-file.js';
+import { gunzipIfCompressed, gunzipPrefix, isGzip, readFileBytes } from './read-file.js';
 
 /** The element types IDX can hold. */
 export type IdxDataType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -84,13 +85,22 @@ function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(' ');
 }
 
+/** What an IDX header says: the element type, the dims, and the byte lengths they imply. */
+export interface IdxHeader {
+  readonly dataType: IdxDataType;
+  readonly dims: readonly number[];
+  /** Bytes of the header itself: 4 + 4 per dimension. */
+  readonly headerBytes: number;
+  /** Bytes of the whole file the header describes: header, then every element. */
+  readonly expectedBytes: number;
+}
+
 /**
- * Decodes IDX bytes (already decompressed). A uint8 or int8 array is a view on `bytes`, not a
- * copy, because the images file of Fashion-MNIST is 47 MB.
+ * Decodes the header at the start of `bytes` (which may hold only its first part of the file).
  *
  * @param source - The file's path, named in every failure message.
  */
-export function parseIdx(bytes: Uint8Array, source: string): Result<IdxArray> {
+export function parseIdxHeader(bytes: Uint8Array, source: string): Result<IdxHeader> {
   if (bytes.length < 4) {
     return fail('truncated', `Expected an IDX header of at least 4 bytes in ${source}, got ${bytes.length}`);
   }
@@ -112,9 +122,23 @@ export function parseIdx(bytes: Uint8Array, source: string): Result<IdxArray> {
     );
   }
   const dims = Array.from({ length: rank }, (_, d) => view.getUint32(4 + 4 * d, false));
+  const length = dims.reduce((product, dim) => product * dim, 1);
+  return ok({ dataType, dims, headerBytes, expectedBytes: headerBytes + length * TYPES[dataType].bytes });
+}
+
+/**
+ * Decodes IDX bytes (already decompressed). A uint8 or int8 array is a view on `bytes`, not a
+ * copy, because the images file of Fashion-MNIST is 47 MB.
+ *
+ * @param source - The file's path, named in every failure message.
+ */
+export function parseIdx(bytes: Uint8Array, source: string): Result<IdxArray> {
+  const header = parseIdxHeader(bytes, source);
+  if (!header.ok) return header;
+  const { dataType, dims, headerBytes, expectedBytes } = header.value;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type: TypeInfo = TYPES[dataType];
   const length = dims.reduce((product, dim) => product * dim, 1);
-  const expectedBytes = headerBytes + length * type.bytes;
   const described = `${dims.join('x')} ${dataType} (${expectedBytes} bytes)`;
   if (bytes.length < expectedBytes) {
     return fail(
@@ -164,9 +188,36 @@ export function encodeIdx(array: IdxArray): Uint8Array {
   return bytes;
 }
 
-/** Reads and decodes an IDX file, gzip-compressed or not (detected by content). */
+/**
+ * Reads and decodes an IDX file, gzip-compressed or not (detected by content). A gzip file is
+ * decompressed only as far as its header promises (and at most {@link MAX_DATA_BYTES}), so a
+ * small file that expands to gigabytes is refused with little memory spent.
+ */
 export function readIdxFile(path: string, what = 'IDX file'): Result<IdxArray> {
-  const bytes = readMaybeGzip(path, what);
+  const raw = readFileBytes(path, what);
+  if (!raw.ok) return raw;
+  if (!isGzip(raw.value)) return parseIdx(raw.value, path);
+  const start = gunzipPrefix(raw.value, path);
+  if (!start.ok) return start;
+  const header = parseIdxHeader(start.value, path);
+  // A header cut short by the prefix alone (not by the file's end) is decompressed in full
+  // below, within the general limit, and parseIdx then judges it.
+  let limit = MAX_DATA_BYTES;
+  let limitText: string | undefined;
+  if (header.ok) {
+    const { dims, dataType, expectedBytes } = header.value;
+    const described = `${dims.join('x')} ${dataType} (${expectedBytes} bytes)`;
+    if (expectedBytes > MAX_DATA_BYTES) {
+      return fail(
+        'bad-dataset',
+        `Expected the ${what} ${path} to hold at most ${formatBytes(MAX_DATA_BYTES)}, but its header promises ${described}; it is damaged or not the right file`,
+      );
+    }
+    // One byte more than promised, so that parseIdx reports a few trailing bytes as such.
+    limit = expectedBytes + 1;
+    limitText = `the ${expectedBytes} bytes its IDX header promises (${dims.join('x')} ${dataType})`;
+  } else if (header.reason !== 'truncated') return header;
+  const bytes = gunzipIfCompressed(raw.value, path, limit, limitText);
   return bytes.ok ? parseIdx(bytes.value, path) : bytes;
 }
 

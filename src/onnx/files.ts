@@ -1,31 +1,23 @@
 /** @file Reading model files and writing any output atomically (temporary file, then rename). */
-import {
-  accessSync,
-  constants,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  statSync,
-} from 'node:fs';
+import { accessSync, constants, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail, ok, type Result } from '../errors.js';
+import { MAX_MODEL_BYTES, readRegularFile } from '../files/regular-file.js';
 import { decodeModel, encodeModel, type Model } from './model.js';
 
-/** Reads and decodes an ONNX file; every failure names the path. */
+/**
+ * Reads and decodes an ONNX file; every failure names the path. Only a regular file of at
+ * most {@link MAX_MODEL_BYTES} is opened (a FIFO would block, `/dev/zero` would never end).
+ */
 export function readModelFile(path: string): Result<Model> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (error: unknown) {
-    const code = (error as { code?: string }).code;
-    if (code === 'ENOENT') return fail('file-not-found', `Model file not found: ${path}`);
-    if (code === 'EISDIR')
-      return fail('file-unreadable', `Expected a model file, got a directory: ${path}`);
-    return fail('file-unreadable', `Cannot read model file ${path}: ${String(error)}`);
+  const bytes = readRegularFile(path, 'model file', MAX_MODEL_BYTES);
+  if (!bytes.ok) {
+    return bytes.reason === 'file-not-found'
+      ? fail('file-not-found', `Model file not found: ${path}`)
+      : bytes;
   }
-  const model = decodeModel(bytes);
+  const model = decodeModel(bytes.value);
   if (!model.ok) return fail(model.reason, `${path}: ${model.message}`);
   return model;
 }
