@@ -190,7 +190,7 @@ function unsupported(node: Node, position: number, total: number): Result<never>
   return fail(
     'unsupported-op',
     `Unsupported op '${node.domain ? `${node.domain}.` : ''}${node.opType}' at node '${node.name}' (node ${position + 1} of ${total}); ` +
-      `zipit supports ${SUPPORTED_OPS.length} ops (listed in the README); merge only up to an earlier point with --stop-at.`,
+      `zipit supports ${SUPPORTED_OPS.length} ops (listed in the README).`,
   );
 }
 

@@ -15,8 +15,13 @@ import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/s
 import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
 import { weightAverageMatching } from '../match/identity.js';
 import type { Matching, MatchOptions } from '../match/types.js';
-import { checkFiniteWeights, type Model } from '../onnx/model.js';
-import { storedClassLabels, storedTasks, trainedClassesMetadata } from '../onnx/preprocessing.js';
+import { checkFiniteWeights, validIrVersion, type Model } from '../onnx/model.js';
+import {
+  preprocessingMetadata,
+  storedClassLabels,
+  storedTasks,
+  trainedClassesMetadata,
+} from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
 import { collectStatistics } from './collect.js';
@@ -412,9 +417,17 @@ export async function mergeModels(
   const trained = storedTasks(models);
   merged = {
     ...merged,
+    irVersion: validIrVersion(merged),
     producerName: 'zipit-merge',
     metadata: {
       ...merged.metadata,
+      // The preprocessing the statistics were measured with, so that scoring the merged model
+      // (e.g. a PyTorch pair merged with --mean/--std) needs no flags.
+      ...preprocessingMetadata({
+        mean: typeof normalization.mean === 'number' ? [normalization.mean] : normalization.mean,
+        std: typeof normalization.std === 'number' ? [normalization.std] : normalization.std,
+        inputShape: inputDims,
+      }),
       'zipit.method': options.method,
       'zipit.sources': labels.join(','),
       ...(trained ? trainedClassesMetadata(trained) : {}),

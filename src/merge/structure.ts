@@ -120,6 +120,18 @@ export function checkSameStructure(
         'structure-mismatch',
         `${where}: ${nodes.length} nodes vs ${refNodes.length} (first ${count} agree).`,
       );
+    // One merged model has one set of outputs: models computing different ones would merge
+    // into whichever came first. Names may differ; the values (by position) may not.
+    const refOutputs = reference.model.graph.outputs.map((o) => o.name);
+    const outputs = graph.model.graph.outputs.map((o) => o.name);
+    const sameOutputs =
+      outputs.length === refOutputs.length &&
+      (limit !== undefined || outputs.every((o, i) => valueMap.get(o) === refOutputs[i]));
+    if (!sameOutputs)
+      return fail(
+        'structure-mismatch',
+        `${where}: graph outputs (${outputs.join(', ')}) vs (${refOutputs.join(', ')}); the models must compute the same outputs.`,
+      );
     maps.push(map);
     valueMaps.push(new Map([...valueMap].map(([own, ref]) => [ref, own])));
   }

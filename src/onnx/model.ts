@@ -67,6 +67,36 @@ export function defaultOpset(model: Model): number {
   return entry?.version ?? 0;
 }
 
+/**
+ * The ONNX IR version each default-domain opset was released with (onnx/helper.py's
+ * VERSION_TABLE): the first entry whose opset is at least the model's gives its minimum.
+ */
+const IR_VERSION_OF_OPSET: readonly (readonly [opset: number, irVersion: number])[] = [
+  [8, 3],
+  [9, 4],
+  [10, 5],
+  [11, 6],
+  [14, 7],
+  [18, 8],
+  [20, 9],
+  [22, 10],
+];
+
+/** The IR version used when the opset is newer than the table knows. */
+const LATEST_IR_VERSION = 11;
+
+/**
+ * The IR version to write for a model: its own when valid, raised to the one its default opset
+ * needs. A file claiming ir_version 0 (or any below the opset's) is rejected by the ONNX checker,
+ * and merging used to copy it into the output.
+ */
+export function validIrVersion(model: Model): number {
+  const opset = defaultOpset(model);
+  const needed =
+    IR_VERSION_OF_OPSET.find(([maxOpset]) => opset <= maxOpset)?.[1] ?? LATEST_IR_VERSION;
+  return Math.max(model.irVersion, needed);
+}
+
 /* ---------- decoding ---------- */
 
 type Long = number | { toNumber(): number };

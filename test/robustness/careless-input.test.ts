@@ -9,7 +9,15 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseThreadsOption } from '../../src/cli/common.js';
-import { TEST_DIR } from '../helpers.js';
+import { analyzeGraph } from '../../src/graph/analyze.js';
+import { SUPPORTED_OPS } from '../../src/graph/rules/index.js';
+import { mergeModels } from '../../src/merge/pipeline.js';
+import { checkSameStructure } from '../../src/merge/structure.js';
+import { GraphBuilder } from '../../src/onnx/builder.js';
+import { validIrVersion, type Model } from '../../src/onnx/model.js';
+import { resolvePreprocessing } from '../../src/onnx/preprocessing.js';
+import { syntheticData } from '../exporters/helpers.js';
+import { TEST_DIR, zooModel } from '../helpers.js';
 
 const ROOT = join(TEST_DIR, '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -57,4 +65,84 @@ test('EXPECTED FAILURE - zipit merge and train refuse --threads above the cores 
       ),
     );
   }
+});
+
+/** The first Relu's output of a zoo MLP, added as a second graph output. */
+function withExtraOutput(model: Model): Model {
+  const relu = model.graph.nodes.find((n) => n.opType === 'Relu')!.outputs[0]!;
+  return {
+    ...model,
+    graph: { ...model.graph, outputs: [...model.graph.outputs, { name: relu, elemType: 1 }] },
+  };
+}
+
+test('EXPECTED FAILURE - models with different graph outputs are refused in either order, naming the outputs', () => {
+  const plain = analyzeGraph(zooModel('mlp', 1));
+  const extra = analyzeGraph(withExtraOutput(zooModel('mlp', 2)));
+  assert.ok(plain.ok && extra.ok);
+  const relu = extra.value.model.graph.outputs[1]!.name;
+  const logits = plain.value.model.graph.outputs[0]!.name;
+  const ab = checkSameStructure([plain.value, extra.value], ['a.onnx', 'b.onnx']);
+  assert.ok(!ab.ok);
+  assert.equal(ab.reason, 'structure-mismatch');
+  assert.equal(
+    ab.message,
+    `b.onnx differs from a.onnx: graph outputs (${logits}, ${relu}) vs (${logits}); the models must compute the same outputs.`,
+  );
+  const ba = checkSameStructure([extra.value, plain.value], ['b.onnx', 'a.onnx']);
+  assert.ok(!ba.ok);
+  assert.equal(
+    ba.message,
+    `a.onnx differs from b.onnx: graph outputs (${logits}) vs (${logits}, ${relu}); the models must compute the same outputs.`,
+  );
+  // Same outputs under other names are fine.
+  const renamed = analyzeGraph(withExtraOutput(zooModel('mlp', 3)));
+  assert.ok(renamed.ok);
+  assert.ok(checkSameStructure([extra.value, renamed.value], ['b.onnx', 'c.onnx']).ok);
+});
+
+test('an unsupported op is reported without advice that cannot work (--stop-at does not skip it)', () => {
+  const b = new GraphBuilder('custom');
+  const x = b.input('x', ['N', 4]);
+  const h = b.op('Relu', [x]);
+  b.node('FancyOp', [h], {}, { name: 'fancy', outputs: ['y'] });
+  b.output('y', ['N', 4]);
+  const graph = analyzeGraph(b.build());
+  assert.ok(!graph.ok);
+  assert.equal(graph.reason, 'unsupported-op');
+  assert.equal(
+    graph.message,
+    `Unsupported op 'FancyOp' at node 'fancy' (node 2 of 2); zipit supports ${SUPPORTED_OPS.length} ops (listed in the README).`,
+  );
+});
+
+test('ir_version 0 is not copied into the output: a merge writes the version its opset needs', async () => {
+  assert.equal(validIrVersion({ ...zooModel('mlp'), irVersion: 0 }), 8); // opset 17
+  assert.equal(validIrVersion({ ...zooModel('mlp'), irVersion: 10 }), 10);
+  assert.equal(
+    validIrVersion({
+      ...zooModel('mlp'),
+      irVersion: 0,
+      opsetImports: [{ domain: '', version: 11 }],
+    }),
+    6,
+  );
+  // A PyTorch-like pair: no stored preprocessing, ir_version 0.
+  const bare = (seed: number): Model => ({ ...zooModel('mlp', seed), irVersion: 0, metadata: {} });
+  const merged = await mergeModels(
+    [bare(1), bare(2)],
+    ['a.onnx', 'b.onnx'],
+    syntheticData([1, 28, 28], 40),
+    { mean: 0.286, std: 0.353 },
+    { method: 'wavg', match: { alpha: 0.3, beta: 0 }, batchSize: 20, threads: 1 },
+  );
+  assert.ok(merged.ok, merged.ok ? '' : merged.message);
+  assert.equal(merged.value.model.irVersion, 8);
+  // It also stores the preprocessing it was merged with, so eval needs no --mean/--std.
+  assert.equal(merged.value.model.metadata['zipit.mean'], '0.286');
+  assert.equal(merged.value.model.metadata['zipit.std'], '0.353');
+  assert.equal(merged.value.model.metadata['zipit.input_shape'], '1,28,28');
+  const resolved = resolvePreprocessing(merged.value.model, {}, 'merged.onnx');
+  assert.ok(resolved.ok, resolved.ok ? '' : resolved.message);
+  assert.deepEqual(resolved.value, { mean: [0.286], std: [0.353] });
 });
