@@ -1,6 +1,5 @@
 /** @file `zipit compare`: every baseline on one set of source models, as the paper's table (and an HTML report). */
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
 import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
 import { allStopPointIds } from '../merge/stop-points.js';
@@ -15,7 +14,7 @@ import {
   withZipitOptions,
   intOption,
 } from './common.js';
-import { loadDataset, loadMergeInputs } from './inputs.js';
+import { commandInputs, loadDataset, loadMergeInputs } from './inputs.js';
 import { formatTable } from './table.js';
 
 interface CompareFlags {
@@ -94,9 +93,12 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
     run(async () => {
       if (paths.length < 2)
         return fail('bad-argument', `Expected at least 2 models to compare, got ${paths.length}.`);
+      // Every file this run reads; the report may replace none of them. Its folders are made
+      // when it is written, so a failed run leaves none.
+      const inputFiles = commandInputs(paths, [flags.data, flags.testData]);
+      const reportOptions = { flag: '--report', createFolders: true } as const;
       if (flags.report !== undefined) {
-        mkdirSync(dirname(resolve(flags.report)), { recursive: true });
-        const writable = checkOutputPath(flags.report, paths);
+        const writable = checkOutputPath(flags.report, inputFiles, reportOptions);
         if (!writable.ok) return writable;
       }
       const test = loadDataset(flags.testData);
@@ -155,7 +157,12 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           tasks,
           result.value,
         );
-        const written = writeFileAtomic(flags.report, renderReport(report), paths);
+        const written = writeFileAtomic(
+          flags.report,
+          renderReport(report),
+          inputFiles,
+          reportOptions,
+        );
         if (!written.ok) return written;
         io.err(`report: ${resolve(flags.report)}`);
       }

@@ -1,9 +1,9 @@
 /** @file `zipit experiment`: the paper's experiment on Fashion-MNIST (train pairs, choose alpha/beta, compare, aggregate). */
-import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
-import { loadData } from '../data/spec.js';
+import { dataFilesOf, loadData } from '../data/spec.js';
 import { markdownTable, runExperiment } from '../experiment/experiment.js';
+import { checkNotAnInput } from '../files/identity.js';
 import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
 import { ARCHITECTURES, type Architecture } from '../zoo/architectures.js';
@@ -57,9 +57,20 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
           `Expected --arch to be one of ${ARCHITECTURES.join(', ')}, got ${flags.arch}`,
         );
       }
+      // The data files it reads; the results and the report may replace none of them, nor
+      // the report the results. The report's folders are made when it is written.
+      const inputFiles = [
+        ...dataFilesOf(`${flags.data}:train`),
+        ...dataFilesOf(`${flags.data}:test`),
+      ];
+      const results = [join(flags.out, 'results.json'), join(flags.out, 'results.md')];
+      const reportOptions = { flag: '--report', createFolders: true } as const;
+      for (const path of results) {
+        const safe = checkNotAnInput(path, inputFiles);
+        if (!safe.ok) return safe;
+      }
       if (flags.report !== undefined) {
-        mkdirSync(dirname(resolve(flags.report)), { recursive: true });
-        const writable = checkOutputPath(flags.report);
+        const writable = checkOutputPath(flags.report, [...inputFiles, ...results], reportOptions);
         if (!writable.ok) return writable;
       }
       const train = loadData(`${flags.data}:train`);
@@ -89,7 +100,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
       bar.stop();
       if (!result.ok) return result;
       const markdown = markdownTable(result.value);
-      const written = writeFileAtomic(join(flags.out, 'results.md'), markdown);
+      const written = writeFileAtomic(join(flags.out, 'results.md'), markdown, inputFiles);
       if (!written.ok) return written;
       io.out(formatTable(result.value.summary, ['Task A', 'Task B']));
       io.out(
@@ -123,7 +134,12 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
             .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
             .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
         });
-        const saved = writeFileAtomic(flags.report, html);
+        const saved = writeFileAtomic(
+          flags.report,
+          html,
+          [...inputFiles, ...results],
+          reportOptions,
+        );
         if (!saved.ok) return saved;
         io.out(`report: ${resolve(flags.report)}`);
       }

@@ -1,7 +1,7 @@
 /** @file Shared input handling for commands: model files, data specs, tasks, preprocessing. */
 import { fail, ok, type Result } from '../errors.js';
 import { takeBalanced, type Dataset } from '../data/dataset.js';
-import { loadData, parseTasks } from '../data/spec.js';
+import { dataFilesOf, loadData, parseTasks } from '../data/spec.js';
 import { readModelFile } from '../onnx/files.js';
 import type { Model } from '../onnx/model.js';
 import { resolvePreprocessing, storedTasks } from '../onnx/preprocessing.js';
@@ -53,6 +53,18 @@ export function checkSamePreprocessing(models: readonly LoadedModel[]): Result<v
     }
   }
   return ok(undefined);
+}
+
+/**
+ * Every file a command reads: its models, the files its data specs name, and `others` (e.g.
+ * statistics files). No output may replace one of them (checkOutputPath's `protect`).
+ */
+export function commandInputs(
+  models: readonly string[],
+  dataSpecs: readonly string[],
+  others: readonly string[] = [],
+): string[] {
+  return [...models, ...dataSpecs.flatMap((spec) => dataFilesOf(spec)), ...others];
 }
 
 /** Loads a data spec. */

@@ -1,7 +1,6 @@
 /** @file `zipit merge`: zip K models into one ONNX model. */
 import { Option } from 'commander';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { fail, ok, type Result } from '../errors.js';
 import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
@@ -10,8 +9,8 @@ import { renderReport } from '../report/html.js';
 import { comparisonReport } from './compare.js';
 import { formatTable } from './table.js';
 import { parseMatchOptions } from '../match/index.js';
-import { MAX_STATISTICS_BYTES } from '../files/regular-file.js';
 import { readFileBytes } from '../data/read-file.js';
+import { MAX_STATISTICS_BYTES } from '../files/regular-file.js';
 import { sumStatisticsFiles, type StatisticsSet } from '../stats/file.js';
 import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
@@ -25,7 +24,7 @@ import {
   withZipitOptions,
   intOption,
 } from './common.js';
-import { loadDataset, loadMergeInputs } from './inputs.js';
+import { commandInputs, loadDataset, loadMergeInputs } from './inputs.js';
 
 interface MergeFlags {
   method: string;
@@ -115,8 +114,15 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       if (!match.ok) return match;
       if (paths.length < 2)
         return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
-      const writable = checkOutputPath(flags.out, paths);
+      // Every file this run reads; no output may replace one, by path, symlink or hard link.
+      const inputFiles = commandInputs(
+        paths,
+        flags.report !== undefined ? [flags.data, flags.testData] : [flags.data],
+        flags.stats ?? [],
+      );
+      const writable = checkOutputPath(flags.out, inputFiles);
       if (!writable.ok) return writable;
+      const reportOptions = { flag: '--report', createFolders: true } as const;
       let test: Dataset | undefined;
       if (flags.report !== undefined) {
         if (flags.stats !== undefined)
@@ -124,14 +130,17 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             'bad-argument',
             '--report evaluates merges it computes itself; drop --stats, or run zipit eval on the merged model.',
           );
-        // The report must not replace an input or the merged model; check before making folders.
         if ([...paths, flags.out].some((p) => resolve(p) === resolve(flags.report!)))
           return fail(
             'unwritable-output',
             `--report ${flags.report} is one of the models or --out; choose another file.`,
           );
-        mkdirSync(dirname(resolve(flags.report)), { recursive: true });
-        const reportWritable = checkOutputPath(flags.report, [...paths, flags.out]);
+        // Its folders are made when it is written, after the merge: a failed run leaves none.
+        const reportWritable = checkOutputPath(
+          flags.report,
+          [...inputFiles, flags.out],
+          reportOptions,
+        );
         if (!reportWritable.ok) return reportWritable;
         const loadedTest = loadDataset(flags.testData);
         if (!loadedTest.ok) return loadedTest;
@@ -205,7 +214,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       bar.stop();
       if (!result.ok) return result;
       const beforeWrite = performance.now();
-      const written = writeModelFile(flags.out, result.value.model, paths);
+      const written = writeModelFile(flags.out, result.value.model, inputFiles);
       if (!written.ok) return written;
       const end = performance.now();
       const report = result.value.report;
@@ -254,7 +263,12 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             compared,
           ),
         );
-        const saved = writeFileAtomic(flags.report, html, paths);
+        const saved = writeFileAtomic(
+          flags.report,
+          html,
+          [...inputFiles, flags.out],
+          reportOptions,
+        );
         if (!saved.ok) return saved;
         io.err(`report: ${resolve(flags.report)}`);
       }

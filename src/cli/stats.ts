@@ -5,7 +5,7 @@ import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
 import { encodeStatistics } from '../stats/file.js';
 import type { RegisterCommand } from './commands.js';
 import { progressBar, withPreprocessingOptions, withRunOptions, intOption } from './common.js';
-import { loadMergeInputs } from './inputs.js';
+import { commandInputs, loadMergeInputs } from './inputs.js';
 
 interface StatsFlags {
   out: string;
@@ -40,7 +40,9 @@ export const registerStats: RegisterCommand = (program, io, run) => {
     128,
   ).action((paths: string[], flags: StatsFlags) =>
     run(async () => {
-      const writable = checkOutputPath(flags.out, paths);
+      // Every file this run reads; the statistics file may replace none of them.
+      const inputFiles = commandInputs(paths, [flags.data]);
+      const writable = checkOutputPath(flags.out, inputFiles);
       if (!writable.ok) return writable;
       const inputs = loadMergeInputs(paths, flags);
       if (!inputs.ok) return inputs;
@@ -63,7 +65,7 @@ export const registerStats: RegisterCommand = (program, io, run) => {
       );
       bar.stop();
       if (!statistics.ok) return statistics;
-      const written = writeFileAtomic(flags.out, encodeStatistics(statistics.value), paths);
+      const written = writeFileAtomic(flags.out, encodeStatistics(statistics.value), inputFiles);
       if (!written.ok) return written;
       io.out(
         `wrote statistics of ${statistics.value.size} spaces over ${data.count} images to ${flags.out}`,

@@ -2,10 +2,12 @@
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadData, parseTasks } from '../data/spec.js';
+import { dataFilesOf, loadData, parseTasks } from '../data/spec.js';
 import type { Dataset } from '../data/dataset.js';
 import { fail, ok, type Result } from '../errors.js';
-import { writeFileAtomic, writeModelFile } from '../onnx/files.js';
+import { checkNotAnInput } from '../files/identity.js';
+import { writeFailure } from '../files/write-errors.js';
+import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
 import { storedClassLabels, storedPreprocessing } from '../onnx/preprocessing.js';
 import {
   checkTrainOptions,
@@ -38,34 +40,16 @@ interface SharedFlags {
   out: string;
 }
 
-/** Fails early (before training) if `path` cannot be written; writes nothing. */
-function checkWritable(path: string): Result<void> {
-  const target = resolve(path);
-  if (statSync(target, { throwIfNoEntry: false })?.isDirectory())
-    return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
-  try {
-    accessSync(dirname(target), constants.W_OK);
-  } catch (error: unknown) {
-    return fail(
-      'unwritable-output',
-      `Cannot write ${path} (${(error as { code?: string }).code ?? String(error)}); check that its folder exists and is writable.`,
-    );
-  }
-  return ok(undefined);
-}
-
 /** Fails early if `dir` is a file, or neither it nor (when it does not exist yet) its parent is writable. */
 function checkOutputFolder(dir: string): Result<void> {
-  const stats = statSync(dir, { throwIfNoEntry: false });
-  if (stats !== undefined && !stats.isDirectory())
-    return fail('unwritable-output', `Expected --out to be a folder, got the file ${dir}.`);
   try {
+    const stats = statSync(dir, { throwIfNoEntry: false });
+    if (stats !== undefined && !stats.isDirectory())
+      return fail('unwritable-output', `Expected --out to be a folder, got the file ${dir}.`);
     accessSync(stats !== undefined ? dir : dirname(resolve(dir)), constants.W_OK);
   } catch (error: unknown) {
-    return fail(
-      'unwritable-output',
-      `Cannot write into ${dir} (${(error as { code?: string }).code ?? String(error)}); check that it or its parent folder exists and is writable.`,
-    );
+    // A file on the path, a symlink loop, a name too long: the user's mistake, said plainly.
+    return writeFailure(dir, error);
   }
   return ok(undefined);
 }
@@ -89,6 +73,11 @@ function parseHead(text: string): Result<Head> {
 /** The test split matching a training spec (`fashion-mnist:train` -> `fashion-mnist:test`). */
 function testSpecOf(flags: SharedFlags): string {
   return flags.test ?? flags.data.replace(/:train$/, ':test');
+}
+
+/** The data files a training run reads (both specs'): no output may replace one. */
+function trainInputs(flags: SharedFlags): string[] {
+  return [...dataFilesOf(flags.data), ...dataFilesOf(testSpecOf(flags))];
 }
 
 function baseOptions(
@@ -185,7 +174,8 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         // dataset spec we load, and trainModel checks again against the loaded one.
         const checked = checkTrainOptions(options, 10);
         if (!checked.ok) return checked;
-        const probe = checkWritable(flags.out);
+        const inputFiles = trainInputs(flags);
+        const probe = checkOutputPath(flags.out, inputFiles);
         if (!probe.ok) return probe;
         const train = loadData(flags.data);
         if (!train.ok) return train;
@@ -193,7 +183,7 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         if (!test.ok) return test;
         const result = await trainAndScore(io, options, train.value, test.value, 'model');
         if (!result.ok) return result;
-        const written = writeModelFile(flags.out, result.value.model);
+        const written = writeModelFile(flags.out, result.value.model, inputFiles);
         if (!written.ok) return written;
         io.out(`wrote ${flags.out}`);
         return ok(undefined);
@@ -235,6 +225,12 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         }
         const folder = checkOutputFolder(flags.out);
         if (!folder.ok) return folder;
+        const inputFiles = trainInputs(flags);
+        const outputs = ['a.onnx', 'b.onnx', 'pair.json'].map((name) => join(flags.out, name));
+        for (const output of outputs) {
+          const safe = checkNotAnInput(output, inputFiles);
+          if (!safe.ok) return safe;
+        }
         const train = loadData(flags.data);
         if (!train.ok) return train;
         const test = loadData(testSpecOf(flags));
@@ -248,14 +244,11 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         try {
           mkdirSync(flags.out, { recursive: true });
         } catch (error: unknown) {
-          return fail(
-            'unwritable-output',
-            `Cannot create output folder ${flags.out} (${(error as { code?: string }).code ?? String(error)}).`,
-          );
+          return writeFailure(flags.out, error);
         }
         // pair.json last: its presence means both models were written.
         for (const [i, r] of results.entries()) {
-          const written = writeModelFile(join(flags.out, i === 0 ? 'a.onnx' : 'b.onnx'), r.model);
+          const written = writeModelFile(outputs[i]!, r.model, inputFiles);
           if (!written.ok) return written;
         }
         const record = {
@@ -270,8 +263,9 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
           trainSeconds: results.map((r) => Number(r.summary.seconds.toFixed(1))),
         };
         const written = writeFileAtomic(
-          join(flags.out, 'pair.json'),
+          outputs[2]!,
           `${JSON.stringify(record, null, 2)}\n`,
+          inputFiles,
         );
         if (!written.ok) return written;
         io.out(

@@ -1,9 +1,10 @@
 /** @file Parsing the command line's data words: specs (`fashion-mnist:train`) and task splits. */
 
 import { fail, ok, unreachable, type Result } from '../errors.js';
-import { loadCifar10 } from './cifar.js';
+import { join } from 'node:path';
+import { CIFAR10_ARCHIVE_FOLDER, cifar10FileNames, loadCifar10 } from './cifar.js';
 import type { Dataset, Split } from './dataset.js';
-import { loadFashionMnist } from './fashion-mnist.js';
+import { fashionMnistDir, fashionMnistFileNames, loadFashionMnist } from './fashion-mnist.js';
 import { loadIdxDataset } from './idx.js';
 
 /** A parsed dataset spec: which loader to call with which arguments. */
@@ -88,6 +89,36 @@ export function loadDataSpec(spec: DataSpec): Result<Dataset> {
     default:
       return unreachable(spec);
   }
+}
+
+/**
+ * Every file a parsed spec may read, so that a command can refuse to write over any of them:
+ * both IDX files; for CIFAR-10 the batch files of both splits, in the folder and in the
+ * archive's folder inside it (the loader picks one); the embedded Fashion-MNIST files.
+ */
+export function dataSpecFiles(spec: DataSpec): string[] {
+  switch (spec.kind) {
+    case 'fashion-mnist': {
+      const names = fashionMnistFileNames(spec.split);
+      return [names.images, names.labels].map((name) => join(fashionMnistDir(), `${name}.gz`));
+    }
+    case 'idx':
+      return [spec.imagesPath, spec.labelsPath];
+    case 'cifar10': {
+      const names = [...cifar10FileNames('train'), ...cifar10FileNames('test')];
+      return [spec.dir, join(spec.dir, CIFAR10_ARCHIVE_FOLDER)].flatMap((root) =>
+        names.map((name) => join(root, name)),
+      );
+    }
+    default:
+      return unreachable(spec);
+  }
+}
+
+/** The files a spec string may read ({@link dataSpecFiles}); none for a spec that does not parse. */
+export function dataFilesOf(spec: string): string[] {
+  const parsed = parseDataSpec(spec);
+  return parsed.ok ? dataSpecFiles(parsed.value) : [];
 }
 
 /** Parses and loads a dataset spec string in one step. */

@@ -1,9 +1,21 @@
 /** @file Reading model files and writing any output atomically (temporary file, then rename). */
-import { accessSync, constants, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail, ok, type Result } from '../errors.js';
-import { MAX_MODEL_BYTES, readRegularFile } from '../files/regular-file.js';
+import { checkNotAnInput } from '../files/identity.js';
+import { describeFileType, MAX_MODEL_BYTES, readRegularFile } from '../files/regular-file.js';
+import { writeFailure } from '../files/write-errors.js';
 import { decodeModel, encodeModel, type Model } from './model.js';
 
 /**
@@ -22,45 +34,59 @@ export function readModelFile(path: string): Result<Model> {
   return model;
 }
 
+/** How an output is checked and written. */
+export interface OutputOptions {
+  /** The option that named the path, for the advice in messages; default `--out`. */
+  readonly flag?: string;
+  /**
+   * Create the missing folders of the path (as `--report` does). They are created only by the
+   * write, so a command that fails first leaves no empty folders behind.
+   */
+  readonly createFolders?: boolean;
+}
+
 /**
  * Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
- * failure never leaves a half-written output. Refuses to overwrite any path in `protect`
- * (e.g. the input models).
+ * failure never leaves a half-written output. Refuses to replace any file of `protect` (the
+ * command's inputs), by path, symbolic link or hard link. A replaced file keeps its mode.
  */
 export function writeFileAtomic(
   path: string,
   bytes: Uint8Array | string,
   protect: readonly string[] = [],
+  options: OutputOptions = {},
 ): Result<void> {
+  // Checked again here, not only before the work: every write goes through the protection.
+  const checked = checkOutputPath(path, protect, options);
+  if (!checked.ok) return checked;
   const target = resolve(path);
-  if (protect.some((p) => resolve(p) === target)) {
-    return fail(
-      'unwritable-output',
-      `Output path ${path} is one of the inputs; choose another --out.`,
-    );
-  }
+  const flag = options.flag ?? '--out';
+  let existing: Stats | undefined;
   try {
-    if (statSync(target, { throwIfNoEntry: false })?.isDirectory()) {
-      return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
-    }
-  } catch {
-    // A path we cannot even stat is reported by the write below.
+    if (options.createFolders) mkdirSync(dirname(target), { recursive: true });
+    existing = statSync(target, { throwIfNoEntry: false });
+  } catch (error: unknown) {
+    return writeFailure(path, error, flag);
   }
   const temporary = join(
     dirname(target),
     `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`,
   );
   try {
-    writeFileSync(temporary, bytes);
+    // 'wx': never follow or reuse something already at the temporary name.
+    writeFileSync(temporary, bytes, { flag: 'wx' });
+    // rename() replaces the old file with the new inode, whose mode comes from the umask;
+    // a user who made the output private (0600) expects it to stay so.
+    if (existing !== undefined) chmodSync(temporary, existing.mode & 0o7777);
     renameSync(temporary, target);
     return ok(undefined);
   } catch (error: unknown) {
-    rmSync(temporary, { force: true });
-    const code = (error as { code?: string }).code ?? String(error);
-    return fail(
-      'unwritable-output',
-      `Cannot write ${path} (${code}); check that its folder exists and is writable.`,
-    );
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // The folder itself is the problem (reported below); there is no file to remove.
+    }
+    return writeFailure(path, error, flag);
   }
 }
 
@@ -69,33 +95,47 @@ export function writeModelFile(
   path: string,
   model: Model,
   protect: readonly string[] = [],
+  options: OutputOptions = {},
 ): Result<void> {
-  return writeFileAtomic(path, encodeModel(model), protect);
+  return writeFileAtomic(path, encodeModel(model), protect, options);
 }
 
 /**
- * Checks before any work that `path` can be written: not one of `protect` (the inputs), not a
- * directory, in an existing writable folder. The write itself stays atomic.
+ * Checks before any work that `path` can be written: not one of `protect` (the inputs, also
+ * through symbolic or hard links), not a directory or a device, in an existing writable folder
+ * (or, with `createFolders`, under one). Creates nothing; the write itself stays atomic.
  */
-export function checkOutputPath(path: string, protect: readonly string[] = []): Result<void> {
+export function checkOutputPath(
+  path: string,
+  protect: readonly string[] = [],
+  options: OutputOptions = {},
+): Result<void> {
+  const flag = options.flag ?? '--out';
+  const notInput = checkNotAnInput(path, protect, flag);
+  if (!notInput.ok) return notInput;
   const target = resolve(path);
-  if (protect.some((p) => resolve(p) === target)) {
-    return fail(
-      'unwritable-output',
-      `Output path ${path} is one of the inputs; choose another --out.`,
-    );
-  }
-  if (statSync(target, { throwIfNoEntry: false })?.isDirectory()) {
-    return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
-  }
   try {
-    accessSync(dirname(target), constants.W_OK);
+    const stats = statSync(target, { throwIfNoEntry: false });
+    if (stats?.isDirectory()) {
+      return fail('unwritable-output', `Output path ${path} is a directory; give a file name.`);
+    }
+    if (stats !== undefined && !stats.isFile()) {
+      return fail(
+        'unwritable-output',
+        `Output path ${path} is ${describeFileType(stats)}; give the name of a regular file.`,
+      );
+    }
+    let folder = dirname(target);
+    if (options.createFolders) {
+      // The folders are made by the write; here the nearest existing one must be writable.
+      while (statSync(folder, { throwIfNoEntry: false }) === undefined) {
+        if (dirname(folder) === folder) break;
+        folder = dirname(folder);
+      }
+    }
+    accessSync(folder, constants.W_OK);
   } catch (error: unknown) {
-    const code = (error as { code?: string }).code ?? String(error);
-    return fail(
-      'unwritable-output',
-      `Cannot write ${path} (${code}); check that its folder exists and is writable.`,
-    );
+    return writeFailure(path, error, flag);
   }
   return ok(undefined);
 }

@@ -1,7 +1,9 @@
 /**
- * @file File safety (issue 15): no read blocks on a FIFO or runs away on a device, a huge
- * file or a gzip bomb. The CLI cases check the exit code, the one error line, and that the
- * inputs are byte-identical afterwards.
+ * @file File safety (issue 15): no output replaces an input (by path, symlink or hard link),
+ * no read blocks on a FIFO or runs away on a device, a huge file or a gzip bomb, user path
+ * mistakes are one-line user errors.
+ * Most cases run the real CLI and check the exit code, the one error line, that the inputs
+ * are byte-identical afterwards and that no temporary file is left.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -10,6 +12,9 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
+  statSync,
+  chmodSync,
   symlinkSync,
   truncateSync,
   writeFileSync,
@@ -21,7 +26,9 @@ import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { encodeIdx } from '../../src/data/idx.js';
-import { readModelFile } from '../../src/onnx/files.js';
+import { checkNotAnInput } from '../../src/files/identity.js';
+import { writeFailure } from '../../src/files/write-errors.js';
+import { readModelFile, writeFileAtomic } from '../../src/onnx/files.js';
 import { TEST_DIR, TORCH_DIR } from '../helpers.js';
 
 const ROOT = join(TEST_DIR, '..');
@@ -94,6 +101,14 @@ function workspace(): { dir: string; p: string; data: string; snapshot(): Map<st
   return { dir, p, data: `idx:${join(p, 'img.idx')},${join(p, 'lab.idx')}`, snapshot };
 }
 
+/** No file of the tool's temporary-file forms (`.name.<hex>.zipit-tmp`, formerly `.tmp`) in `dir`. */
+function assertNoTemporaryFiles(dir: string): void {
+  const left = readdirSync(dir, { recursive: true }).filter((name) =>
+    /\.(zipit-tmp|tmp)$/.test(String(name)),
+  );
+  assert.deepEqual(left, [], `temporary files left in ${dir}`);
+}
+
 /** The run failed with exit 1 and exactly `message` as its one stderr line. */
 function assertOneLineError(run: Run, message: string | RegExp, name: string): void {
   assert.equal(run.code, 1, `${name}: exit code (signal ${run.signal}); stderr: ${run.stderr}`);
@@ -102,6 +117,105 @@ function assertOneLineError(run: Run, message: string | RegExp, name: string): v
   if (typeof message === 'string') assert.equal(lines[0], `zipit: error: ${message}`, name);
   else assert.match(lines[0]!, message, name);
 }
+
+test('EXPECTED FAILURE - an output that is an input (by path, symlink or hard link) is refused; the input is untouched', async () => {
+  const { dir, p, data, snapshot } = workspace();
+  const before = snapshot();
+  const a = join(p, 'a.onnx');
+  const b = join(p, 'b.onnx');
+  const img = join(p, 'img.idx');
+  const lab = join(p, 'lab.idx');
+  const stats = join(p, 's.bin');
+  const out = join(dir, 'merged.onnx');
+  const merge = (...args: string[]): string[] => ['merge', ...QUICK_RUN, '--data', data, ...args];
+  const cases: [string, string[], string][] = [
+    [
+      '--out through a symlinked folder',
+      merge(a, b, '--out', join(dir, 'palias', 'a.onnx')),
+      `Output path ${join(dir, 'palias', 'a.onnx')} is the same file as input ${a} (via a symlink or hard link); choose another --out.`,
+    ],
+    [
+      'input given as a symlink, --out its target',
+      merge(join(p, 'link.onnx'), b, '--out', a),
+      `Output path ${a} is the same file as input ${join(p, 'link.onnx')} (via a symlink or hard link); choose another --out.`,
+    ],
+    [
+      '--out a hard link of an input',
+      merge(a, b, '--out', join(p, 'hard.onnx')),
+      `Output path ${join(p, 'hard.onnx')} is the same file as input ${a} (via a symlink or hard link); choose another --out.`,
+    ],
+    [
+      '--out a --data file',
+      merge(a, b, '--out', img),
+      `Output path ${img} is one of the inputs; choose another --out.`,
+    ],
+    [
+      '--out a --data file through a symlinked folder',
+      merge(a, b, '--out', join(dir, 'palias', 'img.idx')),
+      `Output path ${join(dir, 'palias', 'img.idx')} is the same file as input ${img} (via a symlink or hard link); choose another --out.`,
+    ],
+    [
+      '--report a --data file',
+      merge(a, b, '--out', out, '--report', lab),
+      `Output path ${lab} is one of the inputs; choose another --report.`,
+    ],
+    [
+      '--report a --test-data file',
+      [
+        'merge',
+        ...QUICK_RUN,
+        a,
+        b,
+        '--test-data',
+        data,
+        '--out',
+        out,
+        '--report',
+        join(dir, 'palias', 'lab.idx'),
+      ],
+      `Output path ${join(dir, 'palias', 'lab.idx')} is the same file as input ${lab} (via a symlink or hard link); choose another --report.`,
+    ],
+    [
+      '--out a --stats file',
+      merge(a, b, '--stats', stats, '--out', stats),
+      `Output path ${stats} is one of the inputs; choose another --out.`,
+    ],
+    [
+      'stats --out a --data file',
+      ['stats', ...QUICK_RUN, '--data', data, a, b, '--out', lab],
+      `Output path ${lab} is one of the inputs; choose another --out.`,
+    ],
+    [
+      'train --out a --data file',
+      ['train', '--arch', 'mlp', '--classes', '0,1', '--data', data, '--test', data, '--out', img],
+      `Output path ${img} is one of the inputs; choose another --out.`,
+    ],
+    [
+      'compare --report a model through a symlink',
+      [
+        'compare',
+        ...PREPROCESSING,
+        '--samples',
+        '20',
+        '--threads',
+        '1',
+        '--data',
+        data,
+        a,
+        b,
+        '--report',
+        join(p, 'link.onnx'),
+      ],
+      `Output path ${join(p, 'link.onnx')} is the same file as input ${a} (via a symlink or hard link); choose another --report.`,
+    ],
+  ];
+  const runs = await runAll(cases.map(([, args]) => args));
+  for (const [i, [name, , message]] of cases.entries()) assertOneLineError(runs[i]!, message, name);
+  for (const [name, bytes] of snapshot())
+    assert.ok(bytes.equals(before.get(name)!), `${name} intact`);
+  assert.equal(existsSync(out), false, 'no output appears');
+  assertNoTemporaryFiles(dir);
+});
 
 test('EXPECTED FAILURE - FIFOs and devices are refused before they are opened (no hang)', async () => {
   const { dir, p, data, snapshot } = workspace();
@@ -227,4 +341,133 @@ test('EXPECTED FAILURE - a gzip bomb passed as IDX is refused from its header, w
     assert.ok(run.peakMb < 250, `peak memory ${run.peakMb.toFixed(0)} MB`);
     assert.ok(run.seconds < 30, `answered in ${run.seconds.toFixed(1)} s`);
   }
+});
+
+test('EXPECTED FAILURE - user path mistakes are one-line user errors (exit 1), not internal errors', async () => {
+  const { dir, p, data, snapshot } = workspace();
+  const before = snapshot();
+  const file = join(dir, 'notes.txt');
+  writeFileSync(file, 'a file, not a folder\n');
+  symlinkSync('loop', join(dir, 'loop'));
+  const a = join(p, 'a.onnx');
+  const b = join(p, 'b.onnx');
+  const out = join(dir, 'merged.onnx');
+  const longName = join(dir, `${'x'.repeat(300)}.onnx`);
+  const merge = (...args: string[]): string[] => [
+    'merge',
+    ...QUICK_RUN,
+    '--data',
+    data,
+    a,
+    b,
+    ...args,
+  ];
+  const cases: [string, string[], string][] = [
+    [
+      '--out under a file',
+      merge('--out', join(file, 'm.onnx')),
+      `Cannot write ${join(file, 'm.onnx')} (ENOTDIR): a part of its folder path is a file, not a folder; choose another --out.`,
+    ],
+    [
+      '--out through a symlink loop',
+      merge('--out', join(dir, 'loop', 'm.onnx')),
+      `Cannot write ${join(dir, 'loop', 'm.onnx')} (ELOOP): its path goes round a loop of symbolic links; fix the links or choose another --out.`,
+    ],
+    [
+      '--out with a 300-character name',
+      merge('--out', longName),
+      `Cannot write ${longName} (ENAMETOOLONG): the name is too long for the file system; choose a shorter --out.`,
+    ],
+    [
+      '--report under a file',
+      merge('--out', out, '--report', join(file, 'deeper', 'r.html')),
+      `Cannot write ${join(file, 'deeper', 'r.html')} (ENOTDIR): a part of its folder path is a file, not a folder; choose another --report.`,
+    ],
+    [
+      'train --out under a file',
+      ['train', '--arch', 'mlp', '--classes', '0,1', '--data', data, '--out', join(file, 'm.onnx')],
+      `Cannot write ${join(file, 'm.onnx')} (ENOTDIR): a part of its folder path is a file, not a folder; choose another --out.`,
+    ],
+  ];
+  const runs = await runAll(cases.map(([, args]) => args));
+  for (const [i, [name, , message]] of cases.entries()) assertOneLineError(runs[i]!, message, name);
+  for (const [name, bytes] of snapshot())
+    assert.ok(bytes.equals(before.get(name)!), `${name} intact`);
+  assert.equal(existsSync(out), false);
+  assertNoTemporaryFiles(dir);
+});
+
+test('EXPECTED FAILURE - a full disk is said to be one (ENOSPC), not a missing folder', () => {
+  const error = Object.assign(new Error('ENOSPC: no space left on device, write'), {
+    code: 'ENOSPC',
+  });
+  const result = writeFailure('/data/out.onnx', error);
+  assert.ok(!result.ok);
+  assert.equal(result.reason, 'unwritable-output');
+  assert.equal(
+    result.message,
+    'Cannot write /data/out.onnx (ENOSPC): the disk is full; free some space or choose another --out.',
+  );
+});
+
+test('EXPECTED FAILURE - a failed merge with --report creates no folders', async () => {
+  const { dir, p, data } = workspace();
+  const report = join(dir, 'newdir', 'a', 'b', 'c', 'r.html');
+  const missing = join(dir, 'no-such-images.idx');
+  // The test data fails to load after every output check, where the folders used to be made.
+  const run = await zipit([
+    'merge',
+    ...QUICK_RUN,
+    '--data',
+    data,
+    join(p, 'a.onnx'),
+    join(p, 'b.onnx'),
+    '--test-data',
+    `idx:${missing},${join(p, 'lab.idx')}`,
+    '--out',
+    join(dir, 'merged.onnx'),
+    '--report',
+    report,
+  ]);
+  assertOneLineError(
+    run,
+    `Expected the IDX images file at ${missing}, but there is no such file`,
+    'missing test data',
+  );
+  assert.equal(existsSync(join(dir, 'newdir')), false, 'newdir/a/b/c was created');
+});
+
+test('replacing an output keeps its mode (0600 stays 0600); writing makes the folders a report asks for', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  const out = join(dir, 'private.onnx');
+  writeFileSync(out, 'old');
+  chmodSync(out, 0o600);
+  const written = writeFileAtomic(out, 'new');
+  assert.ok(written.ok);
+  assert.equal(readFileSync(out, 'utf8'), 'new');
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  const report = join(dir, 'x', 'y', 'r.html');
+  const made = writeFileAtomic(report, '<html>', [], { flag: '--report', createFolders: true });
+  assert.ok(made.ok);
+  assert.equal(readFileSync(report, 'utf8'), '<html>');
+  assertNoTemporaryFiles(dir);
+});
+
+test('EXPECTED FAILURE - writeFileAtomic refuses a hard link or a symlinked folder of a protected input', () => {
+  const { dir, p, snapshot } = workspace();
+  const before = snapshot();
+  const a = join(p, 'a.onnx');
+  for (const output of [join(p, 'hard.onnx'), join(dir, 'palias', 'a.onnx')]) {
+    const result = writeFileAtomic(output, 'overwritten', [a]);
+    assert.ok(!result.ok);
+    assert.equal(
+      result.message,
+      `Output path ${output} is the same file as input ${a} (via a symlink or hard link); choose another --out.`,
+    );
+  }
+  // A missing output under a symlinked folder is resolved through its nearest existing folder.
+  const missing = checkNotAnInput(join(dir, 'palias', 'new', 'm.onnx'), [join(p, 'new', 'm.onnx')]);
+  assert.ok(!missing.ok);
+  assert.ok(snapshot().get('a.onnx')!.equals(before.get('a.onnx')!));
+  assertNoTemporaryFiles(dir);
 });
