@@ -284,7 +284,7 @@ function normalizationTables(
     if (values.length !== channels) {
       return fail(
         'bad-argument',
-        `Expected 1 or ${channels} normalisation ${name} values (one per channel), got ${values.length}`,
+        `Expected ${channels === 1 ? `1 normalisation ${name} value` : `1 or ${channels} normalisation ${name} values (one per channel)`}, got ${values.length}`,
       );
     }
     const bad = values.find((v) => !Number.isFinite(v) || (name === 'std' && v <= 0));

@@ -164,6 +164,25 @@ export async function evaluateModels(
   const covered = new Set(sources.flatMap((s) => s.labels));
   const missing = tasks.flat().find((c) => !covered.has(c));
   if (missing !== undefined)
-    return fail('bad-argument', `No model output scores class ${missing}; check --tasks.`);
+    return fail('bad-argument', missingClassMessage(missing, covered, dataset));
   return ok(scoreTasks(sources, dataset.labels, tasks));
+}
+
+/**
+ * Why a task class has no logit. A data label beyond every class the models score is the
+ * data's fault, not --tasks': an IDX label of 200 makes 201 classes, and the old message named
+ * class 10 of a 10-class model.
+ */
+function missingClassMessage(
+  missing: number,
+  covered: ReadonlySet<number>,
+  dataset: Dataset,
+): string {
+  const classes = Math.max(-1, ...covered) + 1;
+  const largest = dataset.labels.reduce((max, label) => Math.max(max, label), 0);
+  // Only when the missing class lies beyond every scored one: a model of the even classes
+  // missing class 1 is a --tasks matter.
+  if (classes > 0 && missing >= classes && largest >= classes)
+    return `The data has label ${largest}, out of range for a model with ${classes} classes (0-${classes - 1}); check --data.`;
+  return `No model output scores class ${missing}; check --tasks.`;
 }

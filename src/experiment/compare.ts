@@ -7,6 +7,7 @@ import { analyzeGraph } from '../graph/analyze.js';
 import { countMacs } from '../graph/flops.js';
 import type { MatchMethod } from '../match/index.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
+import { checkStopPoints } from '../merge/stop-points.js';
 import type { Model } from '../onnx/model.js';
 import type { ProgressListener } from '../progress.js';
 import type { CurvePoint, ReportRow } from '../report/types.js';
@@ -90,6 +91,14 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
     `The comparison of ${input.models.length} models`,
   );
   if (!heads.ok) return heads;
+  // A bad stop point fails now, not after the sources were scored and the first merges ran.
+  const stops = checkStopPoints(input.models[0]!, [
+    ...(input.methods ?? DEFAULT_METHODS).flatMap((m) =>
+      m.stopAt !== undefined ? [m.stopAt] : [],
+    ),
+    ...(input.stopPoints ?? []),
+  ]);
+  if (!stops.ok) return stops;
   const rows: ReportRow[] = [];
   const sourceScores: ScoreSource[][] = [];
   for (const [k, model] of input.models.entries()) {

@@ -129,3 +129,21 @@ export function allStopPointIds(model: Model): Result<string[]> {
   if (!spaces.ok) return spaces;
   return ok(findStopPoints(graph.value, spaces.value).map((p) => p.id));
 }
+
+/**
+ * Resolves every `--stop-at` text against model 0's stop points up front, failing on the first
+ * that names none: commands running several merges (compare) check them all before any work.
+ */
+export function checkStopPoints(model: Model, texts: readonly string[]): Result<void> {
+  if (texts.length === 0) return ok(undefined);
+  const graph = analyzeGraph(model);
+  if (!graph.ok) return graph;
+  const spaces = analyzeSpaces(graph.value);
+  if (!spaces.ok) return spaces;
+  const points = findStopPoints(graph.value, spaces.value);
+  for (const text of texts) {
+    const resolved = resolveStopPoint(points, text);
+    if (!resolved.ok) return resolved;
+  }
+  return ok(undefined);
+}

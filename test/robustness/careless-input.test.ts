@@ -9,6 +9,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseThreadsOption } from '../../src/cli/common.js';
+import { batches, type Dataset } from '../../src/data/dataset.js';
+import { evaluateModels } from '../../src/eval/evaluate.js';
+import { compareMethods } from '../../src/experiment/compare.js';
 import { analyzeGraph } from '../../src/graph/analyze.js';
 import { SUPPORTED_OPS } from '../../src/graph/rules/index.js';
 import { mergeModels } from '../../src/merge/pipeline.js';
@@ -145,4 +148,63 @@ test('ir_version 0 is not copied into the output: a merge writes the version its
   const resolved = resolvePreprocessing(merged.value.model, {}, 'merged.onnx');
   assert.ok(resolved.ok, resolved.ok ? '' : resolved.message);
   assert.deepEqual(resolved.value, { mean: [0.286], std: [0.353] });
+});
+
+test('EXPECTED FAILURE - one normalisation value too many on a 1-channel input says "Expected 1 value"', () => {
+  const data = syntheticData([1, 28, 28], 4);
+  const pass = batches(data, { batchSize: 4, normalization: { mean: [0.1, 0.2], std: 0.3 } });
+  assert.ok(!pass.ok);
+  assert.equal(pass.message, 'Expected 1 normalisation mean value, got 2');
+  const rgb = batches(syntheticData([3, 8, 8], 4), {
+    batchSize: 4,
+    normalization: { mean: [0.1, 0.2], std: 0.3 },
+  });
+  assert.ok(!rgb.ok);
+  assert.equal(rgb.message, 'Expected 1 or 3 normalisation mean values (one per channel), got 2');
+});
+
+test('EXPECTED FAILURE - a data label of 200 is reported as out of range for a 10-class model', async () => {
+  const base = syntheticData([1, 28, 28], 20);
+  const labels = Uint8Array.from(base.labels);
+  labels[3] = 200;
+  // What an IDX file with a label of 200 gives: 201 classes, default tasks 0..200.
+  const data: Dataset = { ...base, labels, numClasses: 201 };
+  const tasks = [Array.from({ length: 201 }, (_, i) => i)];
+  const model = { model: zooModel('mlp'), label: 'a.onnx', mean: [0.286], std: [0.353] };
+  const result = await evaluateModels([model], data, tasks, { threads: 1 });
+  assert.ok(!result.ok);
+  assert.equal(
+    result.message,
+    'The data has label 200, out of range for a model with 10 classes (0-9); check --data.',
+  );
+  // A class inside the model's range that no logit scores is still a --tasks matter.
+  const even = await evaluateModels([model], base, [[0, 2, 4, 6, 8, 11]], { threads: 1 });
+  assert.ok(!even.ok);
+  assert.equal(even.message, 'No model output scores class 11; check --tasks.');
+});
+
+test('EXPECTED FAILURE - compare rejects a bad stop point before any evaluation', async () => {
+  const phases: string[] = [];
+  const data = syntheticData([1, 28, 28], 20);
+  const result = await compareMethods({
+    models: [zooModel('mlp', 1), zooModel('mlp', 2)],
+    labels: ['a.onnx', 'b.onnx'],
+    tasks: [
+      [0, 1, 2, 3, 4],
+      [5, 6, 7, 8, 9],
+    ],
+    mergeData: data,
+    testData: data,
+    normalization: { mean: [0.286], std: [0.353] },
+    threads: 1,
+    stopPoints: ['bogus'],
+    onProgress: (event) => phases.push(event.phase),
+  });
+  assert.ok(!result.ok);
+  assert.equal(result.reason, 'bad-argument');
+  assert.match(
+    result.message,
+    /^Unknown stop point 'bogus'; expected a node name, a space id or a fraction in \(0, 1\); valid: /,
+  );
+  assert.deepEqual(phases, []);
 });
