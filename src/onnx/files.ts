@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { fail, ok, type Result } from '../errors.js';
 import { checkNotAnInput } from '../files/identity.js';
 import { describeFileType, MAX_MODEL_BYTES, readRegularFile } from '../files/regular-file.js';
+import { registerTemporaryFile, releaseTemporaryFile } from '../files/temporary-files.js';
 import { writeFailure } from '../files/write-errors.js';
 import { decodeModel, encodeModel, type Model } from './model.js';
 
@@ -68,10 +69,13 @@ export function writeFileAtomic(
   } catch (error: unknown) {
     return writeFailure(path, error, flag);
   }
+  // Recognisable by its `.zipit-tmp` suffix: SIGKILL cannot be caught, so a kill -9 between
+  // the write and the rename still leaves one behind for the user to delete.
   const temporary = join(
     dirname(target),
-    `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`,
+    `.${basename(target)}.${randomBytes(6).toString('hex')}.zipit-tmp`,
   );
+  registerTemporaryFile(temporary);
   try {
     // 'wx': never follow or reuse something already at the temporary name.
     writeFileSync(temporary, bytes, { flag: 'wx' });
@@ -87,6 +91,8 @@ export function writeFileAtomic(
       // The folder itself is the problem (reported below); there is no file to remove.
     }
     return writeFailure(path, error, flag);
+  } finally {
+    releaseTemporaryFile(temporary);
   }
 }
 

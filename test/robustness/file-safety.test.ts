@@ -1,7 +1,7 @@
 /**
  * @file File safety (issue 15): no output replaces an input (by path, symlink or hard link),
  * no read blocks on a FIFO or runs away on a device, a huge file or a gzip bomb, user path
- * mistakes are one-line user errors.
+ * mistakes are one-line user errors, and no temporary file outlives a SIGINT or SIGTERM.
  * Most cases run the real CLI and check the exit code, the one error line, that the inputs
  * are byte-identical afterwards and that no temporary file is left.
  */
@@ -470,4 +470,60 @@ test('EXPECTED FAILURE - writeFileAtomic refuses a hard link or a symlinked fold
   assert.ok(!missing.ok);
   assert.ok(snapshot().get('a.onnx')!.equals(before.get('a.onnx')!));
   assertNoTemporaryFiles(dir);
+});
+
+/** Starts the CLI's main module with a registered temporary file; resolves once it is ready. */
+function cliWithTemporaryFile(temporary: string): Promise<{
+  child: ReturnType<typeof spawn>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}> {
+  const url = (path: string): string => JSON.stringify(pathToFileURL(path).href);
+  // main.ts runs on import (with no arguments it prints the help); the interval keeps the
+  // process alive as a long merge would, until the signal.
+  const script = `
+    import { writeFileSync } from 'node:fs';
+    import { registerTemporaryFile } from ${url(join(ROOT, 'src', 'files', 'temporary-files.ts'))};
+    await import(${url(MAIN)});
+    writeFileSync(${JSON.stringify(temporary)}, 'half an output');
+    registerTemporaryFile(${JSON.stringify(temporary)});
+    console.log('ready');
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the CLI did not start: ${stdout}`));
+    }, 30_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (/^ready$/m.test(stdout)) {
+        clearTimeout(timer);
+        resolve({ child, exited });
+      }
+    });
+  });
+}
+
+test('SIGINT and SIGTERM remove the temporary file of an output being written and exit 130 / 143', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    const temporary = join(dir, `.merged.onnx.0123456789ab.zipit-tmp`);
+    const { child, exited } = await cliWithTemporaryFile(temporary);
+    assert.ok(existsSync(temporary));
+    child.kill(signal);
+    const result = await exited;
+    assert.deepEqual(result, { code, signal: null }, `${signal}: exit`);
+    assert.equal(existsSync(temporary), false, `${signal}: the temporary file is removed`);
+  }
 });
