@@ -6,6 +6,7 @@ import type { Result } from '../errors.js';
 import { DEFAULT_MATCH_OPTIONS } from '../match/types.js';
 import { defaultMemoryLimit } from '../merge/memory-estimate.js';
 import type { ProgressListener } from '../progress.js';
+import { printable } from './printable.js';
 
 /** Where a command writes: results to `out` (stdout), progress and notes to `err` (stderr). */
 export interface CliIo {
@@ -17,9 +18,14 @@ export interface CliIo {
 
 /** The real process streams. */
 export function processIo(): CliIo {
+  // Lines stay lines; any other control character (a terminal escape in a name) is escaped.
+  const lines = (text: string): string => {
+    const body = text.split('\n').map(printable).join('\n');
+    return body.endsWith('\n') ? body : `${body}\n`;
+  };
   return {
-    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
-    err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+    out: (text) => process.stdout.write(lines(text)),
+    err: (text) => process.stderr.write(lines(text)),
     interactive: Boolean(process.stderr.isTTY),
   };
 }

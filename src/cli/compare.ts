@@ -14,6 +14,7 @@ import {
   withZipitOptions,
   intOption,
 } from './common.js';
+import { printable } from './printable.js';
 import { commandInputs, loadDataset, loadMergeInputs } from './inputs.js';
 import { formatTable } from './table.js';
 
@@ -164,7 +165,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           reportOptions,
         );
         if (!written.ok) return written;
-        io.err(`report: ${resolve(flags.report)}`);
+        io.err(`report: ${printable(resolve(flags.report))}`);
       }
       return ok(undefined);
     }),

@@ -9,6 +9,7 @@ import { renderReport } from '../report/html.js';
 import { ARCHITECTURES, type Architecture } from '../zoo/architectures.js';
 import type { RegisterCommand } from './commands.js';
 import { parseNumberList, progressBar, withRunOptions, intOption } from './common.js';
+import { printable } from './printable.js';
 import { formatTable } from './table.js';
 
 interface ExperimentFlags {
@@ -141,7 +142,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
           reportOptions,
         );
         if (!saved.ok) return saved;
-        io.out(`report: ${resolve(flags.report)}`);
+        io.out(`report: ${printable(resolve(flags.report))}`);
       }
       return ok(undefined);
     }),

@@ -6,6 +6,7 @@ import { analyzeSpaces } from '../graph/spaces.js';
 import { findStopPoints } from '../merge/stop-points.js';
 import { readModelFile } from '../onnx/files.js';
 import type { RegisterCommand } from './commands.js';
+import { printable } from './printable.js';
 
 /** Registers `zipit inspect`. */
 export const registerInspect: RegisterCommand = (program, io, run) => {
@@ -57,23 +58,23 @@ export const registerInspect: RegisterCommand = (program, io, run) => {
           );
           return ok(undefined);
         }
-        io.out(
+        // Names come from the file: escaped, so a crafted name cannot forge or colour lines.
+        const say = (line: string): void => io.out(printable(line));
+        say(
           `${path}: ${nodes} nodes, ${(macs / 1e6).toFixed(1)}M MACs per image, ${list.length} feature spaces`,
         );
         for (const s of list) {
           const kind = s.kind === 'fixed' ? `fixed (${s.fixedBy})` : s.kind;
-          io.out(
-            `  space ${String(s.id).padStart(2)}  width ${String(s.width).padStart(4)}  ${kind}`,
-          );
-          io.out(`      producers: ${s.producers.join(', ') || '-'}`);
-          io.out(`      consumers: ${s.consumers.join(', ') || '-'}`);
-          if (s.site) io.out(`      measured at: ${s.site}`);
+          say(`  space ${String(s.id).padStart(2)}  width ${String(s.width).padStart(4)}  ${kind}`);
+          say(`      producers: ${s.producers.join(', ') || '-'}`);
+          say(`      consumers: ${s.consumers.join(', ') || '-'}`);
+          if (s.site) say(`      measured at: ${s.site}`);
         }
         for (const c of spaces.value.concats)
-          io.out(`  concat ${c.node}: spaces ${c.parts.join(' + ')}`);
-        io.out('stop points for --stop-at (MACs per image of a two-model multi-head merge):');
+          say(`  concat ${c.node}: spaces ${c.parts.join(' + ')}`);
+        say('stop points for --stop-at (MACs per image of a two-model multi-head merge):');
         for (const p of stopPoints) {
-          io.out(
+          say(
             `  ${p.id}  space ${p.space}  zipped ${p.zipped}/${p.total}  ${(p.flops / 1e6).toFixed(1)}M MACs`,
           );
         }

@@ -3,39 +3,21 @@
 import { Command, CommanderError } from 'commander';
 import { processIo, type CliIo, type CommandBody } from './common.js';
 import { registerCommands } from './commands.js';
-import { onFirstTemporaryFile, removeTemporaryFiles } from '../files/temporary-files.js';
-
-/**
- * On SIGINT or SIGTERM, removes the temporary file of an output being written, then exits
- * with 128 + the signal's number, as a shell reports a process the signal killed. Installed
- * when the first temporary file appears, not at start-up: a JavaScript handler runs only when
- * the thread is free, so before any output is written Ctrl-C keeps its immediate default.
- * Once installed, a signal that arrives during a (synchronous) write waits for its rename, so
- * the output is whole or absent. SIGKILL cannot be caught: it may leave a `.zipit-tmp` file.
- */
-function removeTemporaryFilesOnSignals(): void {
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.once(signal, () => {
-      removeTemporaryFiles();
-      process.exit(code);
-    });
-  }
-}
+import { printable } from './printable.js';
 
 /** Runs a command body, printing a Failure as one line; returns the exit code. */
 async function runBody(io: CliIo, body: CommandBody, debug: boolean): Promise<number> {
   try {
     const result = await body();
     if (result.ok) return 0;
-    io.err(`zipit: error: ${result.message}`);
+    io.err(`zipit: error: ${printable(result.message)}`);
     return 1;
   } catch (error: unknown) {
     // Our bug, not the user's: one line unless --debug asks for the stack.
     const text = error instanceof Error ? error.message : String(error);
-    io.err(`zipit: internal error: ${text.split('\n')[0]} (rerun with --debug for details)`);
+    io.err(
+      `zipit: internal error: ${printable(text.split('\n')[0] ?? '')} (rerun with --debug for details)`,
+    );
     if (debug && error instanceof Error && error.stack) io.err(error.stack);
     return 70;
   }
@@ -46,7 +28,6 @@ async function main(argv: readonly string[]): Promise<number> {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(0);
   });
-  onFirstTemporaryFile(removeTemporaryFilesOnSignals);
   const io = processIo();
   const debug = argv.includes('--debug');
   let exitCode = 0;
@@ -55,7 +36,8 @@ async function main(argv: readonly string[]): Promise<number> {
     .option('--debug', 'print stack traces of internal errors')
     .exitOverride()
     .configureOutput({
-      writeErr: (text) => io.err(text.trimEnd()),
+      // Commander's messages quote the user's arguments: one line, escaped.
+      writeErr: (text) => io.err(printable(text.trimEnd())),
       writeOut: (text) => io.out(text.trimEnd()),
     });
   registerCommands(program, io, async (body) => {

@@ -24,6 +24,7 @@ import {
   withZipitOptions,
   intOption,
 } from './common.js';
+import { printable } from './printable.js';
 import { commandInputs, loadDataset, loadMergeInputs } from './inputs.js';
 
 interface MergeFlags {
@@ -248,7 +249,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             (report.stopAt
               ? `, zipped ${report.stopAt.zipped}/${report.stopAt.total} layers (stop at ${report.stopAt.id}); `
               : '; ') +
-            `wrote ${flags.out} in ${seconds.total.toFixed(1)} s` +
+            `wrote ${printable(flags.out)} in ${seconds.total.toFixed(1)} s` +
             (compared !== undefined ? ' (including the evaluation for the report)' : ''),
         );
       }
@@ -270,7 +271,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           reportOptions,
         );
         if (!saved.ok) return saved;
-        io.err(`report: ${resolve(flags.report)}`);
+        io.err(`report: ${printable(resolve(flags.report))}`);
       }
       return ok(undefined);
     }),

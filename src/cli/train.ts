@@ -9,6 +9,7 @@ import { checkNotAnInput } from '../files/identity.js';
 import { writeFailure } from '../files/write-errors.js';
 import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
 import { storedClassLabels, storedPreprocessing } from '../onnx/preprocessing.js';
+import { printable } from './printable.js';
 import {
   checkTrainOptions,
   taskAccuracy,
@@ -185,7 +186,7 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         if (!result.ok) return result;
         const written = writeModelFile(flags.out, result.value.model, inputFiles);
         if (!written.ok) return written;
-        io.out(`wrote ${flags.out}`);
+        io.out(`wrote ${printable(flags.out)}`);
         return ok(undefined);
       }),
     );

@@ -13,17 +13,10 @@ export type DataSpec =
   | { readonly kind: 'idx'; readonly imagesPath: string; readonly labelsPath: string }
   | { readonly kind: 'cifar10'; readonly dir: string; readonly split: Split };
 
-/** The accepted spec forms, one per line, as failure messages and `--help` show them. */
-export const DATA_SPEC_FORMS: readonly string[] = [
-  'fashion-mnist:train | fashion-mnist:test   (embedded copy)',
-  'idx:<images-file>,<labels-file>           (MNIST-style IDX, plain or .gz)',
-  'cifar10:<dir>:train | cifar10:<dir>:test   (CIFAR-10 binary version)',
-];
-
 function badSpec(spec: string, why: string): Result<never> {
   return fail(
     'bad-argument',
-    `Expected a data spec of the form\n  ${DATA_SPEC_FORMS.join('\n  ')}\ngot '${spec}' (${why})`,
+    `Expected a data spec fashion-mnist:train|test, idx:<images-file>,<labels-file> or cifar10:<dir>:train|test, got '${spec}' (${why})`,
   );
 }
 
