@@ -4,6 +4,27 @@ import { Command, CommanderError } from 'commander';
 import { processIo, type CliIo, type CommandBody } from './common.js';
 import { registerCommands } from './commands.js';
 import { printable } from './printable.js';
+import { onFirstTemporaryFile, removeTemporaryFiles } from '../files/temporary-files.js';
+
+/**
+ * On SIGINT or SIGTERM, removes the temporary file of an output being written, then exits
+ * with 128 + the signal's number, as a shell reports a process the signal killed. Installed
+ * when the first temporary file appears, not at start-up: a JavaScript handler runs only when
+ * the thread is free, so before any output is written Ctrl-C keeps its immediate default.
+ * Once installed, a signal that arrives during a (synchronous) write waits for its rename, so
+ * the output is whole or absent. SIGKILL cannot be caught: it may leave a `.zipit-tmp` file.
+ */
+function removeTemporaryFilesOnSignals(): void {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      removeTemporaryFiles();
+      process.exit(code);
+    });
+  }
+}
 
 /** Runs a command body, printing a Failure as one line; returns the exit code. */
 async function runBody(io: CliIo, body: CommandBody, debug: boolean): Promise<number> {
@@ -28,6 +49,7 @@ async function main(argv: readonly string[]): Promise<number> {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(0);
   });
+  onFirstTemporaryFile(removeTemporaryFilesOnSignals);
   const io = processIo();
   const debug = argv.includes('--debug');
   let exitCode = 0;
