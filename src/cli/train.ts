@@ -1,7 +1,7 @@
 /** @file The `train` and `train-pair` commands: train zoo models on a dataset's classes and write them as ONNX. */
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { dataFilesOf, loadData, parseTasks } from '../data/spec.js';
 import type { Dataset } from '../data/dataset.js';
 import { fail, ok, type Result } from '../errors.js';
@@ -9,7 +9,6 @@ import { checkNotAnInput } from '../files/identity.js';
 import { writeFailure } from '../files/write-errors.js';
 import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
 import { storedClassLabels, storedPreprocessing } from '../onnx/preprocessing.js';
-import { printable } from './printable.js';
 import {
   checkTrainOptions,
   taskAccuracy,
@@ -17,6 +16,7 @@ import {
   type Head,
   type TrainOptions,
 } from '../train/trainer.js';
+import type { Schedule } from '../train/schedule.js';
 import type { Architecture } from '../zoo/architectures.js';
 import {
   DEFAULT_THREADS,
@@ -26,6 +26,7 @@ import {
   progressBar,
   type CliIo,
 } from './common.js';
+import { printable } from './printable.js';
 import type { RegisterCommand } from './commands.js';
 
 interface SharedFlags {
@@ -36,6 +37,8 @@ interface SharedFlags {
   test?: string;
   batch: number;
   lr: number;
+  schedule: string;
+  decay: string;
   threads: number;
   head: string;
   out: string;
@@ -96,6 +99,8 @@ function baseOptions(
     epochs: flags.epochs,
     batchSize: flags.batch,
     learningRate: flags.lr,
+    schedule: flags.schedule as Schedule,
+    decay: flags.decay as 'all' | 'weights',
     threads: flags.threads,
   };
 }
@@ -136,11 +141,27 @@ function addShared(command: Command): Command {
   return command
     .requiredOption('--arch <arch>', 'mlp, vgg or resnet20')
     .option('--width <n>', 'width multiplier', parseIntOption('--width', 1), 1)
-    .option('--epochs <n>', 'epochs', parseIntOption('--epochs', 1), 5)
+    .option('--epochs <n>', 'epochs', parseIntOption('--epochs', 1), 6)
     .option('--data <spec>', 'training data spec', 'fashion-mnist:train')
     .option('--test <spec>', 'test data spec (default: the :test split of --data)')
     .option('--batch <n>', 'batch size', parseIntOption('--batch', 2), 128)
-    .option('--lr <rate>', 'peak learning rate (cosine schedule)', parseFloatOption('--lr'), 0.1)
+    .option('--lr <rate>', 'peak learning rate', parseFloatOption('--lr'), 0.1)
+    .addOption(
+      new Option(
+        '--schedule <kind>',
+        "'linear' (15% linear warm-up, then linear decay to 0) or 'cosine' (3% warm-up, then cosine)",
+      )
+        .choices(['linear', 'cosine'])
+        .default('linear'),
+    )
+    .addOption(
+      new Option(
+        '--decay <which>',
+        "weight decay on 'all' parameters (BN and biases too, as PyTorch's SGD) or on conv/linear 'weights' only",
+      )
+        .choices(['all', 'weights'])
+        .default('all'),
+    )
     .option('--threads <n>', 'onnxruntime threads', parseThreadsOption(), DEFAULT_THREADS)
     .option(
       '--head <kind>',
@@ -258,6 +279,8 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
           split: tasks.value,
           seeds: options.map((o) => o.seed),
           epochs: flags.epochs,
+          schedule: flags.schedule,
+          decay: flags.decay,
           head: head.value,
           data: flags.data,
           taskAccuracy: results.map((r) => r.accuracy),
@@ -270,7 +293,7 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         );
         if (!written.ok) return written;
         io.out(
-          `wrote ${join(flags.out, 'a.onnx')}, ${join(flags.out, 'b.onnx')}, ${join(flags.out, 'pair.json')}`,
+          `wrote ${printable(join(flags.out, 'a.onnx'))}, ${printable(join(flags.out, 'b.onnx'))}, ${printable(join(flags.out, 'pair.json'))}`,
         );
         return ok(undefined);
       }),

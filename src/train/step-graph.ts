@@ -15,8 +15,14 @@ export type ConvWeightGrad = 'conv' | 'im2col';
 export interface StepGraphOptions {
   /** SGD momentum (PyTorch convention: v = mu * v + g; w -= lr * v). */
   readonly momentum: number;
-  /** L2 weight decay on Conv and Gemm weights (not on biases or BN affine parameters). */
+  /** L2 weight decay, on the parameters `decay` names. */
   readonly weightDecay: number;
+  /**
+   * Default 'all': every trainable parameter (BN affine parameters and biases too), as
+   * PyTorch's SGD does with `weight_decay` and as the reference's models were trained;
+   * 'weights': Conv and Gemm weights only.
+   */
+  readonly decay?: 'all' | 'weights';
   /** Default 'im2col'; see {@link ConvWeightGrad}. */
   readonly convWeightGrad?: ConvWeightGrad;
   /**
@@ -181,9 +187,11 @@ export function buildStepGraph(plan: TrainingPlan, options: StepGraphOptions): R
 
   /* ---------- SGD with momentum and weight decay ---------- */
   const state: Array<{ input: string; output: string }> = [];
-  const decayed = new Set(
+  const weights = new Set(
     plan.nodes.filter((p) => p.op === 'Conv' || p.op === 'Gemm').map((p) => p.node.inputs[1]!),
   );
+  const decayed = (name: string): boolean =>
+    (options.decay ?? 'all') === 'all' || weights.has(name);
   for (const name of plan.initializers.keys()) {
     if (!trainable.has(name)) continue;
     const grad = gradOf(name);
@@ -191,7 +199,7 @@ export function buildStepGraph(plan: TrainingPlan, options: StepGraphOptions): R
       return fail('unsupported-model', `Weight '${name}' does not affect the loss.`);
     const velocity = b.input(momentumName(name), plan.initializers.get(name)!.dims);
     const g =
-      decayed.has(name) && options.weightDecay !== 0
+      decayed(name) && options.weightDecay !== 0
         ? b.op('Add', [grad, b.op('Mul', [name, e.scalar(options.weightDecay)])])
         : grad;
     const [nextVelocity] = b.node(

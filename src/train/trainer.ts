@@ -15,7 +15,7 @@ import { Random } from '../tensor/random.js';
 import { ARCHITECTURES, buildZooModel, type Architecture } from '../zoo/architectures.js';
 import { channelStatistics, fillAugmentedBatch, type Augmentation } from './augment.js';
 import { planTraining } from './plan.js';
-import { cosineLearningRate, defaultWarmupSteps } from './schedule.js';
+import { learningRateAt, warmupStepsOf, type Schedule } from './schedule.js';
 import { buildStepGraph, momentumName, type ConvWeightGrad } from './step-graph.js';
 
 /** Which logits the model gets: one per class of the label space, or one per trained class. */
@@ -40,6 +40,13 @@ export interface TrainOptions {
   readonly momentum?: number;
   /** Default 5e-4. */
   readonly weightDecay?: number;
+  /** Which parameters decay: default 'all' (PyTorch's SGD default); 'weights': Conv/Gemm weights only. */
+  readonly decay?: 'all' | 'weights';
+  /**
+   * Default 'linear': 15% linear warm-up, then linear decay to 0 (the reference's recipe);
+   * 'cosine': 3% warm-up, then cosine.
+   */
+  readonly schedule?: Schedule;
   /** Default: padding 2 and flips (28x28 images: 4 px crops cut too much of a garment). */
   readonly augmentation?: Augmentation;
   /** onnxruntime threads (default 2). */
@@ -153,6 +160,7 @@ export async function trainModel(
   const step = buildStepGraph(plan.value, {
     momentum: options.momentum ?? 0.9,
     weightDecay: options.weightDecay ?? 5e-4,
+    decay: options.decay ?? 'all',
     ...(options.convWeightGrad ? { convWeightGrad: options.convWeightGrad } : {}),
     ...(block !== undefined ? { nchwcBlock: block } : {}),
   });
@@ -180,7 +188,8 @@ export async function trainModel(
   const targets = float32Tensor([batchSize, numLogits]);
   const learningRate = float32Tensor([], new Float32Array(1));
   const totalSteps = stepsPerEpoch * options.epochs;
-  const warmup = defaultWarmupSteps(totalSteps);
+  const schedule = options.schedule ?? 'linear';
+  const warmup = warmupStepsOf(schedule, totalSteps);
   const history: Array<{ loss: number; accuracy: number }> = [];
   const started = performance.now();
   try {
@@ -195,7 +204,8 @@ export async function trainModel(
         for (let i = 0; i < batchSize; i++)
           targets.data[i * numLogits + logitIndex[ds.labels[indices[i]!]!]!] = 1;
         const globalStep = epoch * stepsPerEpoch + s;
-        learningRate.data[0] = cosineLearningRate(
+        learningRate.data[0] = learningRateAt(
+          schedule,
           globalStep,
           totalSteps,
           options.learningRate ?? 0.1,
@@ -256,6 +266,8 @@ export async function trainModel(
         ...zoo.value.metadata,
         'zipit.trained_classes': options.classes.join(','),
         'zipit.epochs': String(options.epochs),
+        'zipit.schedule': options.schedule ?? 'linear',
+        'zipit.decay': options.decay ?? 'all',
       },
       graph: { ...zoo.value.graph, initializers },
     };
