@@ -1,11 +1,11 @@
 /** @file `zipit demo` (what `npm start` runs): merge the committed pair with every method, print the table, write the report. */
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { fail, ok, type Result } from '../errors.js';
 import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { compareMethods } from '../experiment/compare.js';
+import { readRegularFile } from '../files/regular-file.js';
 import { allStopPointIds } from '../merge/stop-points.js';
 import { readModelFile, writeFileAtomic } from '../onnx/files.js';
 import { renderReport } from '../report/html.js';
@@ -29,13 +29,13 @@ function demoDir(): string {
 }
 
 function readPair(dir: string): Result<DemoPair> {
+  const path = join(dir, 'pair.json');
+  const bytes = readRegularFile(path, 'demo pair description', 2 ** 20);
+  if (!bytes.ok) return bytes;
   try {
-    return ok(JSON.parse(readFileSync(join(dir, 'pair.json'), 'utf8')) as DemoPair);
+    return ok(JSON.parse(new TextDecoder().decode(bytes.value)) as DemoPair);
   } catch (error: unknown) {
-    return fail(
-      'file-not-found',
-      `Cannot read the demo pair ${join(dir, 'pair.json')}: ${String(error)}`,
-    );
+    return fail('bad-argument', `Cannot read the demo pair ${path}: ${String(error)}`);
   }
 }
 

@@ -38,7 +38,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
       .option('--arch <name>', ARCHITECTURES.join(' | '), 'resnet20')
       .addOption(intOption('--width <w>', 'width multiplier', 1, 1))
       .addOption(intOption('--pairs <p>', 'pairs to train (pair 0 is held out)', 4, 2))
-      .addOption(intOption('--epochs <e>', 'training epochs per model', 5, 1))
+      .addOption(intOption('--epochs <e>', 'training epochs per model', 6, 1))
       .option('--data <name>', 'dataset (its :train and :test splits)', 'fashion-mnist')
       .option(
         '--out <dir>',

@@ -3,7 +3,8 @@
  * choose alpha/beta on a held-out pair, evaluate every baseline and stop point on the others,
  * aggregate mean and std. Resumable: trained models and finished pairs are reused.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readRegularFile } from '../files/regular-file.js';
 import { join } from 'node:path';
 import { fail, ok, type Result } from '../errors.js';
 import { takeBalanced, type Dataset } from '../data/dataset.js';
@@ -76,10 +77,14 @@ export function randomSplit(numClasses: number, seed: number): number[][] {
   return [order.slice(0, half).sort((a, b) => a - b), order.slice(half).sort((a, b) => a - b)];
 }
 
+/** A JSON file this run may resume from: undefined when absent, not a regular file, or damaged. */
 function readJson<T>(path: string): T | undefined {
   if (!existsSync(path)) return undefined;
+  // A checked read: a FIFO left where results.json should be must not hang the run.
+  const bytes = readRegularFile(path, 'results file', 64 * 2 ** 20);
+  if (!bytes.ok) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
+    return JSON.parse(new TextDecoder().decode(bytes.value)) as T;
   } catch {
     return undefined;
   }
@@ -109,6 +114,9 @@ async function trainedModel(
       'zipit.seed': String(seed),
       'zipit.trained_classes': classes.join(','),
       'zipit.epochs': String(options.epochs),
+      // The training recipe (trainModel's defaults): a model of another recipe is not reused.
+      'zipit.schedule': 'linear',
+      'zipit.decay': 'all',
     };
     const differing = Object.entries(wanted).filter(
       ([key, value]) => existing.value.metadata[key] !== value,
