@@ -40,6 +40,15 @@ export function staticBatch(model: Model): number | undefined {
   return typeof first === 'number' && first > 0 ? first : undefined;
 }
 
+/**
+ * The outputs of a model that are scored: a multi-head model lists them (its heads; its combined
+ * output is for users), any other model scores all its graph outputs.
+ */
+export function scoredOutputs(model: Model): string[] {
+  const scored = model.metadata[SCORE_OUTPUTS_KEY]?.split(',').filter((name) => name !== '');
+  return scored && scored.length > 0 ? scored : model.graph.outputs.map((o) => o.name);
+}
+
 /** The score sources of one model on `dataset`: each graph output with its class labels (stored, or 0..n-1). */
 export async function modelScores(
   entry: EvalModel,
@@ -55,9 +64,7 @@ export async function modelScores(
   const session = await createSession(entry.model, { threads: options.threads ?? 2 });
   if (!session.ok) return fail(session.reason, `${entry.label}: ${session.message}`);
   const input = session.value.inputNames[0]!;
-  // A multi-head model lists the outputs to score (its heads); its combined output is for users.
-  const scored = entry.model.metadata[SCORE_OUTPUTS_KEY]?.split(',').filter((name) => name !== '');
-  const outputs = scored && scored.length > 0 ? scored : session.value.outputNames;
+  const outputs = scoredOutputs(entry.model);
   const allLabels = storedClassLabels(entry.model);
   const graphOutputs = entry.model.graph.outputs.map((o) => o.name);
   const stored = allLabels
@@ -135,6 +142,13 @@ export async function evaluateModels(
   tasks: readonly (readonly number[])[],
   options: EvalOptions = {},
 ): Promise<Result<Accuracy>> {
+  // Before any inference: the outputs must pair with the tasks.
+  const heads = checkHeadsMatchTasks(
+    models.reduce((n, entry) => n + scoredOutputs(entry.model).length, 0),
+    tasks,
+    models.length === 1 ? models[0]!.label : `The ensemble of ${models.length} models`,
+  );
+  if (!heads.ok) return heads;
   const sources: ScoreSource[] = [];
   const perModel = Math.ceil(dataset.count / (options.batchSize ?? 256));
   let done = 0;
@@ -155,12 +169,6 @@ export async function evaluateModels(
     }
     sources.push(...result.value);
   }
-  const heads = checkHeadsMatchTasks(
-    sources.length,
-    tasks,
-    models.length === 1 ? models[0]!.label : `The ensemble of ${models.length} models`,
-  );
-  if (!heads.ok) return heads;
   const covered = new Set(sources.flatMap((s) => s.labels));
   const missing = tasks.flat().find((c) => !covered.has(c));
   if (missing !== undefined)

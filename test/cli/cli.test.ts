@@ -46,6 +46,33 @@ test("zipit eval --json prints one JSON object with PyTorch's accuracies", async
   });
 });
 
+test("zipit eval without --tasks uses the models' stored trained classes: the ensemble scores as the reference scores it", async () => {
+  // fixtures/official-eval: the reference's scoring function gave joint 59.76, task A 87.2,
+  // task B 97.4 for this pair as an ensemble.
+  const pair = join('test', 'fixtures', 'official-eval', 'zipit-trained-pair');
+  const { code, stdout, stderr } = await zipit([
+    'eval',
+    join(pair, 'a.onnx'),
+    join(pair, 'b.onnx'),
+    '--json',
+  ]);
+  assert.equal(code, 0, stderr);
+  const result = JSON.parse(stdout) as { joint: number; tasks: number[] };
+  assert.equal(result.tasks.length, 2);
+  assert.ok(Math.abs(result.joint - 0.5976) <= 1e-4, `joint ${result.joint}`);
+  assert.ok(Math.abs(result.tasks[0]! - 0.872) <= 1e-4, `task A ${result.tasks[0]}`);
+  assert.ok(Math.abs(result.tasks[1]! - 0.974) <= 1e-4, `task B ${result.tasks[1]}`);
+});
+
+test('EXPECTED FAILURE - an ensemble of models that store no classes needs --tasks', async () => {
+  const { code, stderr } = await zipit(['eval', MLP_A, MLP_B, ...TORCH_PREPROCESSING]);
+  assert.equal(code, 1);
+  assert.match(
+    stderr,
+    /^zipit: error: The ensemble of 2 models has 2 outputs to score but 1 task; give --tasks one class set per model/,
+  );
+});
+
 test('zipit merge --json reports every phase, writes a model that zipit eval scores', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
   const out = join(dir, 'merged.onnx');
