@@ -85,7 +85,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           .addOption(
             new Option(
               '--max-memory <GiB>',
-              'refuse merges whose statistics would need more memory',
+              'refuse merges estimated to need more memory than this (the whole merge; 80% of the memory available now by default)',
             )
               .default(defaultMaxMemoryGiB())
               .argParser(parseFloatOption('--max-memory')),
