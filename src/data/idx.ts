@@ -114,6 +114,14 @@ export function parseIdxHeader(bytes: Uint8Array, source: string): Result<IdxHea
       `Expected an IDX file in ${source} (magic 00 00 <type 08|09|0b|0c|0d|0e> <dims>, e.g. 00 00 08 03 for images), got ${hex(bytes.subarray(0, 4))}`,
     );
   }
+  // Images have 3 dims and labels 1; more is a damaged header, whose dims (up to 255 of them)
+  // would otherwise fill the message and overflow the size to Infinity.
+  if (rank > 4) {
+    return fail(
+      'bad-dataset',
+      `Expected an IDX file in ${source} with at most 4 dims (images have 3, labels 1), got ${rank}; it is damaged or not an IDX file`,
+    );
+  }
   const headerBytes = 4 + 4 * rank;
   if (bytes.length < headerBytes) {
     return fail(

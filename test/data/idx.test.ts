@@ -149,6 +149,17 @@ describe('IDX files', () => {
     assert.match(result.message, /got 00 00 07 01$/);
   });
 
+  it('EXPECTED FAILURE - a header of 255 huge dims is refused in one short line', () => {
+    // Found by the CLI fuzzer: every dim was listed (2,933 characters) and the size was Infinity.
+    const bytes = new Uint8Array(4 + 4 * 255).fill(0xff);
+    bytes.set([0, 0, 0x08, 255]);
+    const result = parseIdx(bytes, 'many-dims');
+    assert.ok(!result.ok);
+    assert.equal(result.reason, 'bad-dataset');
+    assert.match(result.message, /at most 4 dims .*got 255/);
+    assert.ok(result.message.length < 200, result.message);
+  });
+
   it('EXPECTED FAILURE - bytes after the data', () => {
     const bytes = new Uint8Array(encodeIdx(labels).length + 3);
     bytes.set(encodeIdx(labels));
