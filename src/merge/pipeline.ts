@@ -17,6 +17,7 @@ import { weightAverageMatching } from '../match/identity.js';
 import type { Matching, MatchOptions } from '../match/types.js';
 import { checkFiniteWeights, validIrVersion, type Model } from '../onnx/model.js';
 import {
+  METADATA_KEYS,
   preprocessingMetadata,
   storedClassLabels,
   storedTasks,
@@ -415,12 +416,17 @@ export async function mergeModels(
   if (!finite.ok) return finite;
   // The sources' trained classes, one set per source, so that scoring needs no --tasks.
   const trained = storedTasks(models);
+  // The merged graph starts from model A's, metadata included: A's own trained classes must not
+  // pass for the merge's when another source stores none.
+  const sourceMetadata = Object.fromEntries(
+    Object.entries(merged.metadata).filter(([key]) => key !== METADATA_KEYS.trainedClasses),
+  );
   merged = {
     ...merged,
     irVersion: validIrVersion(merged),
     producerName: 'zipit-merge',
     metadata: {
-      ...merged.metadata,
+      ...sourceMetadata,
       // The preprocessing the statistics were measured with, so that scoring the merged model
       // (e.g. a PyTorch pair merged with --mean/--std) needs no flags.
       ...preprocessingMetadata({

@@ -12,6 +12,7 @@ import { permuteChannels } from '../../src/merge/permute-model.js';
 import { findStopPoints, resolveStopPoint } from '../../src/merge/stop-points.js';
 import { buildZooModel } from '../../src/zoo/architectures.js';
 import type { Model } from '../../src/onnx/model.js';
+import { storedTasks } from '../../src/onnx/preprocessing.js';
 import { fixtureModel, maxAbsDiff, runModel, zooModel } from '../helpers.js';
 
 const train = loadFashionMnist('train');
@@ -136,4 +137,38 @@ test('disjoint heads of unequal size (7 + 3 classes) merge into concatenated hea
   assert.ok(accuracy.ok, accuracy.ok ? '' : accuracy.message);
   assert.equal(accuracy.value.tasks.length, 2);
   assert.equal(accuracy.value.n, 10000);
+});
+
+test("a merge stores its sources' trained classes, one set per source, so scoring needs no --tasks", async () => {
+  const trained = (seed: number, classes: number[]): Model => ({
+    ...zooModel('mlp', seed),
+    metadata: { ...zooModel('mlp', seed).metadata, 'zipit.trained_classes': classes.join(',') },
+  });
+  const a = trained(1, [0, 2, 4, 6, 8]);
+  const b = trained(2, [1, 3, 5, 7, 9]);
+  const merged = await mergeModels([a, b], ['a.onnx', 'b.onnx'], data.value, normalization, {
+    method: 'wavg',
+    match: { alpha: 0.3, beta: 0.125 },
+    repair: false,
+  });
+  assert.ok(merged.ok, merged.ok ? '' : merged.message);
+  assert.equal(merged.value.model.metadata['zipit.trained_classes'], '0,2,4,6,8/1,3,5,7,9');
+  assert.deepEqual(storedTasks([merged.value.model]), [
+    [0, 2, 4, 6, 8],
+    [1, 3, 5, 7, 9],
+  ]);
+  // A source without the entry: the merge stores none rather than a partial list.
+  const plain = await mergeModels(
+    [a, zooModel('mlp', 3)],
+    ['a.onnx', 'c.onnx'],
+    data.value,
+    normalization,
+    {
+      method: 'wavg',
+      match: { alpha: 0.3, beta: 0.125 },
+      repair: false,
+    },
+  );
+  assert.ok(plain.ok);
+  assert.equal(plain.value.model.metadata['zipit.trained_classes'], undefined);
 });
