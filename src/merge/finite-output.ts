@@ -1,7 +1,7 @@
 /** @file The last check before a merged model leaves the pipeline: every float weight must be finite. */
 import { fail, ok, type Result } from '../errors.js';
 import type { Normalization } from '../data/dataset.js';
-import type { Model } from '../onnx/model.js';
+import { describeNonFinite, findNonFiniteWeight, type Model } from '../onnx/model.js';
 
 /**
  * How far from 0 a normalised input may be before the merge statistics of a float32 network
@@ -31,27 +31,15 @@ export function largestNormalizedInput(normalization: Normalization): number {
  * Without this check such a model was written and exited 0, then scored 0.0.
  */
 export function checkMergedWeightsFinite(model: Model, normalization: Normalization): Result<void> {
-  for (const [name, tensor] of model.graph.initializers) {
-    if (tensor.dtype !== 'float32' && tensor.dtype !== 'float64') continue;
-    const data = tensor.data as Float32Array | Float64Array;
-    let count = 0;
-    let firstBad = -1;
-    for (let i = 0; i < data.length; i++) {
-      if (Number.isFinite(data[i])) continue;
-      if (count === 0) firstBad = i;
-      count += 1;
-    }
-    if (count === 0) continue;
-    const largest = largestNormalizedInput(normalization);
-    const cause =
-      largest > SUSPICIOUS_INPUT
-        ? `the normalised inputs reach ${largest.toExponential(1)} (mean ${String(normalization.mean)}, std ${String(normalization.std)}): check --mean and --std, or the preprocessing stored in the models`
-        : "the source models' activations on this data overflowed float32 in the merge statistics";
-    return fail(
-      'bad-statistics',
-      `Merged weight '${name}' has ${count} non-finite value${count === 1 ? '' : 's'} ` +
-        `(${String(data[firstBad])} at index ${firstBad}), so no merged model is produced; likely cause: ${cause}.`,
-    );
-  }
-  return ok(undefined);
+  const bad = findNonFiniteWeight(model);
+  if (bad === undefined) return ok(undefined);
+  const largest = largestNormalizedInput(normalization);
+  const cause =
+    largest > SUSPICIOUS_INPUT
+      ? `the normalised inputs reach ${largest.toExponential(1)} (mean ${String(normalization.mean)}, std ${String(normalization.std)}): check --mean and --std, or the preprocessing stored in the models`
+      : "the source models' activations on this data overflowed float32 in the merge statistics";
+  return fail(
+    'bad-statistics',
+    `Merged weight '${bad.name}' has ${describeNonFinite(bad)}, so no merged model is produced; likely cause: ${cause}.`,
+  );
 }

@@ -374,29 +374,46 @@ export function elemTypeName(code: number): string {
   return dtypeOfCode(code) ?? `type ${code}`;
 }
 
+/** The first float initializer holding NaN or ±Infinity: its name, how many, and the first one. */
+export interface NonFiniteWeight {
+  readonly name: string;
+  readonly count: number;
+  readonly index: number;
+  readonly value: number;
+}
+
+/** Finds the first float initializer with non-finite values, in initializer order. */
+export function findNonFiniteWeight(model: Model): NonFiniteWeight | undefined {
+  for (const [name, tensor] of model.graph.initializers) {
+    if (tensor.dtype !== 'float32' && tensor.dtype !== 'float64') continue;
+    const data = tensor.data as Float32Array | Float64Array;
+    let count = 0;
+    let index = -1;
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(data[i])) continue;
+      if (count === 0) index = i;
+      count += 1;
+    }
+    if (count > 0) return { name, count, index, value: data[index]! };
+  }
+  return undefined;
+}
+
+/** `count value(s) (v at index i)`, the shared part of every non-finite-weight message. */
+export function describeNonFinite(bad: NonFiniteWeight): string {
+  return `${bad.count} non-finite value${bad.count === 1 ? '' : 's'} (${String(bad.value)} at index ${bad.index})`;
+}
+
 /**
  * Fails when a weight holds NaN or ±Infinity, naming the first such initializer, how many
  * values are bad and where the first one is. Merging averages weights, so one NaN would
  * silently turn the merged model's outputs into NaN.
  */
 export function checkFiniteWeights(model: Model): Result<void> {
-  for (const [name, tensor] of model.graph.initializers) {
-    if (tensor.dtype !== 'float32' && tensor.dtype !== 'float64') continue;
-    const data = tensor.data as Float32Array | Float64Array;
-    let count = 0;
-    let firstBad = -1;
-    for (let i = 0; i < data.length; i++) {
-      if (Number.isFinite(data[i])) continue;
-      if (count === 0) firstBad = i;
-      count += 1;
-    }
-    if (count > 0) {
-      return fail(
-        'bad-statistics',
-        `Weight '${name}' has ${count} non-finite value${count === 1 ? '' : 's'} ` +
-          `(${String(data[firstBad])} at index ${firstBad}); zipit cannot merge a model with NaN or infinite weights.`,
-      );
-    }
-  }
-  return ok(undefined);
+  const bad = findNonFiniteWeight(model);
+  if (bad === undefined) return ok(undefined);
+  return fail(
+    'bad-statistics',
+    `Weight '${bad.name}' has ${describeNonFinite(bad)}; zipit cannot merge a model with NaN or infinite weights.`,
+  );
 }
