@@ -1,33 +1,16 @@
 /** @file Golden tests of the real CLI on the PyTorch fixtures, and its answers to bad eval input. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spread } from '../../src/cli/demo.js';
-import { TEST_DIR } from '../helpers.js';
+import { TEST_DIR, runZipit as zipit } from '../helpers.js';
 
-const ROOT = join(TEST_DIR, '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
 const MLP_B = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'b.onnx');
 const TASKS = ['--tasks', '0,1,6,8,9/2,3,4,5,7'];
 const TORCH_PREPROCESSING = ['--mean', '0.2860', '--std', '0.3530'];
-
-function zipit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 test('zipit inspect prints the spaces and stop points (golden)', async () => {
   const { code, stdout } = await zipit(['inspect', MLP_A]);

@@ -4,7 +4,6 @@
  * point, stored preprocessing of a merge, and messages that say what is wrong.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,26 +19,10 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import { validIrVersion, type Model } from '../../src/onnx/model.js';
 import { resolvePreprocessing } from '../../src/onnx/preprocessing.js';
 import { syntheticData } from '../exporters/helpers.js';
-import { TEST_DIR, zooModel } from '../helpers.js';
+import { zooModel, runZipit as zipit } from '../helpers.js';
 
-const ROOT = join(TEST_DIR, '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
 const MLP_B = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'b.onnx');
-
-function zipit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 test('EXPECTED FAILURE - --threads above the cores is refused, naming the maximum', () => {
   const parse = parseThreadsOption(4);

@@ -3,37 +3,20 @@
  * arguments are escaped (issue "Hostile and careless input", point 6).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { printable } from '../../src/cli/printable.js';
 import { readModelFile, writeModelFile } from '../../src/onnx/files.js';
-import { TEST_DIR } from '../helpers.js';
+import { TEST_DIR, runZipit as zipit } from '../helpers.js';
 
-const ROOT = join(TEST_DIR, '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const MLP_A = join(TEST_DIR, 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'zipit-messages-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A text that would forge a success line in red if printed raw. */
 const FORGED = '\n\u001b[31mzipit: ok, merged fine\u001b[0m';
-
-function zipit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** The one line of `text` (a trailing newline allowed), with no control character in it. */
 function assertOneInertLine(text: string): void {

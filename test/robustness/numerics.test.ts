@@ -4,7 +4,6 @@
  * a merged model with a non-finite weight is never produced (nor written by the CLI).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,27 +13,11 @@ import { checkMergedWeightsFinite } from '../../src/merge/finite-output.js';
 import type { Model } from '../../src/onnx/model.js';
 import { resolvePreprocessing } from '../../src/onnx/preprocessing.js';
 import { float32Tensor } from '../../src/onnx/tensor.js';
-import { TEST_DIR, zooModel } from '../helpers.js';
+import { zooModel, runZipit as zipit } from '../helpers.js';
 import { syntheticData } from '../exporters/helpers.js';
 
-const ROOT = join(TEST_DIR, '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
 const MLP_B = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'b.onnx');
-
-function zipit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** A zoo MLP whose stored preprocessing says std `std`. */
 function withStoredStd(std: string): Model {
