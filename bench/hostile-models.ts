@@ -5,6 +5,7 @@
  * memory estimate against its measured peak).
  */
 import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { GraphBuilder } from '../src/onnx/builder.js';
 import { encodeModel, type Model } from '../src/onnx/model.js';
 import { float32Tensor } from '../src/onnx/tensor.js';
@@ -47,7 +48,11 @@ export function wideMlp(hidden: number, seed: number): Model {
   return b.build();
 }
 
-const [kind, ...args] = process.argv.slice(2);
+// Run as a script, not when scripts/robustness-cases.ts or a test imports the builders.
+const [kind, ...args] =
+  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+    ? process.argv.slice(2)
+    : [];
 if (kind === 'chain' && args.length === 2) {
   writeFileSync(args[1]!, encodeModel(identityChain(Number(args[0]))));
 } else if (kind === 'wide-mlp' && args.length === 3) {

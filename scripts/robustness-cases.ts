@@ -36,10 +36,8 @@ import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { encodeIdx } from '../src/data/idx.js';
 import { readModelFile } from '../src/onnx/files.js';
-import { GraphBuilder } from '../src/onnx/builder.js';
+import { identityChain, wideMlp } from '../bench/hostile-models.js';
 import { decodeModel, encodeModel, type Model } from '../src/onnx/model.js';
-import { float32Tensor } from '../src/onnx/tensor.js';
-import { Random } from '../src/tensor/random.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -214,36 +212,6 @@ interface Work {
   readonly data: string;
   /** Byte copies of p/'s regular files, to check that no case changed one. */
   readonly inputs: ReadonlyMap<string, Buffer>;
-}
-
-/** An 8-wide MLP with `length` Identity nodes between its Relu and its last Gemm. */
-function identityChain(length: number): Model {
-  const b = new GraphBuilder('chain');
-  const x = b.input('x', ['N', 8]);
-  const w1 = b.weight('w1', float32Tensor([8, 8], new Float32Array(64).fill(0.1)));
-  const w2 = b.weight('w2', float32Tensor([8, 8], new Float32Array(64).fill(0.1)));
-  let h = b.op('Relu', [b.op('Gemm', [x, w1], { transB: 1 })]);
-  for (let i = 0; i < length; i++) h = b.op('Identity', [h]);
-  b.node('Gemm', [h, w2], { transB: 1 }, { outputs: ['y'] });
-  b.output('y', ['N', 8]);
-  return b.build();
-}
-
-/** A 784-hidden-10 MLP on 1x28x28 images (Flatten, Gemm, Relu, Gemm), seeded. */
-function wideMlp(hidden: number, seed: number): Model {
-  const random = new Random(seed);
-  const normal = (size: number, std: number): Float32Array =>
-    Float32Array.from({ length: size }, () => random.normal() * std);
-  const b = new GraphBuilder('wide_mlp');
-  const x = b.input('input', ['N', 1, 28, 28]);
-  const w1 = b.weight('fc1.weight', float32Tensor([hidden, 784], normal(hidden * 784, 0.05)));
-  const b1 = b.weight('fc1.bias', float32Tensor([hidden]));
-  const w2 = b.weight('fc2.weight', float32Tensor([10, hidden], normal(10 * hidden, 0.01)));
-  const b2 = b.weight('fc2.bias', float32Tensor([10]));
-  const h = b.op('Relu', [b.op('Gemm', [b.op('Flatten', [x]), w1, b1], { transB: 1 })]);
-  b.node('Gemm', [h, w2, b2], { transB: 1 }, { outputs: ['logits'] });
-  b.output('logits', ['N', 10]);
-  return b.build();
 }
 
 /** The PyTorch MLP fixture a.onnx, edited. */

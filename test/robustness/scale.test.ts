@@ -9,24 +9,11 @@ import { test } from 'node:test';
 import { analyzeGraph } from '../../src/graph/analyze.js';
 import { countMacs } from '../../src/graph/flops.js';
 import { analyzeSpaces } from '../../src/graph/spaces.js';
+import { identityChain } from '../../bench/hostile-models.js';
 import { findStopPoints } from '../../src/merge/stop-points.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import type { Model } from '../../src/onnx/model.js';
-import { float32Tensor } from '../../src/onnx/tensor.js';
 import { Random } from '../../src/tensor/random.js';
-
-/** Gemm, Relu, `length` Identity nodes, Gemm: every Identity is a stop-point candidate. */
-function identityChain(length: number): Model {
-  const b = new GraphBuilder('chain');
-  const x = b.input('x', ['N', 8]);
-  const w1 = b.weight('w1', float32Tensor([8, 8], new Float32Array(64).fill(0.1)));
-  const w2 = b.weight('w2', float32Tensor([8, 8], new Float32Array(64).fill(0.1)));
-  let h = b.op('Relu', [b.op('Gemm', [x, w1], { transB: 1 })]);
-  for (let i = 0; i < length; i++) h = b.op('Identity', [h]);
-  b.node('Gemm', [h, w2], { transB: 1 }, { outputs: ['y'] });
-  b.output('y', ['N', 8]);
-  return b.build();
-}
 
 test(
   'a 100k-node Identity chain is analysed and its stop points found (linear time)',
