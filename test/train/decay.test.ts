@@ -2,14 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { encodeModel } from '../../src/onnx/model.js';
-import { float32Tensor, type Tensor } from '../../src/onnx/tensor.js';
-import { createStatefulSession } from '../../src/runtime/training-session.js';
+import { float32Tensor } from '../../src/onnx/tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { planTraining } from '../../src/train/plan.js';
 import { learningRateAt, warmupStepsOf } from '../../src/train/schedule.js';
-import { buildStepGraph, momentumName } from '../../src/train/step-graph.js';
+import { buildStepGraph } from '../../src/train/step-graph.js';
 import { batchNorm, conv, linear, relu } from '../../src/zoo/layers.js';
+import { openStepSession } from './helpers.js';
 
 const N = 4;
 
@@ -31,22 +30,9 @@ async function oneStep(decay: 'all' | 'weights'): Promise<Map<string, Float32Arr
   assert.ok(plan.ok);
   const step = buildStepGraph(plan.value, { momentum: 0, weightDecay: 0.1, decay });
   assert.ok(step.ok, !step.ok ? step.message : '');
-  const stateInputs = new Set(step.value.names.state.map((s) => s.input));
-  const initial = new Map<string, Tensor<'float32'>>();
-  for (const [name, tensor] of plan.value.initializers) {
-    initial.set(name, tensor as Tensor<'float32'>);
-    if (stateInputs.has(momentumName(name)))
-      initial.set(momentumName(name), float32Tensor(tensor.dims));
-  }
-  const session = await createStatefulSession(encodeModel(step.value.model), {
-    threads: 1,
-    initialState: initial,
-    state: step.value.names.state,
-    fetch: ['loss'],
-  });
-  assert.ok(session.ok);
+  const { session, initial } = await openStepSession(plan.value, step.value);
   const random = new Random(3);
-  await session.value.step({
+  await session.step({
     input: float32Tensor(
       [N, 1, 4, 4],
       Float32Array.from({ length: N * 16 }, () => random.normal()),
@@ -57,8 +43,8 @@ async function oneStep(decay: 'all' | 'weights'): Promise<Map<string, Float32Arr
     ),
     learning_rate: float32Tensor([], Float32Array.of(1)),
   });
-  const state = session.value.state();
-  await session.value.release();
+  const state = session.state();
+  await session.release();
   return new Map(
     [...initial.keys()]
       .filter((k) => !k.startsWith('momentum'))

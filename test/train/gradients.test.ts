@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { encodeModel, type Model } from '../../src/onnx/model.js';
+import type { Model } from '../../src/onnx/model.js';
 import { float32Tensor, type Tensor } from '../../src/onnx/tensor.js';
 import { nchwcBlockSize } from '../../src/runtime/nchwc.js';
-import { createStatefulSession } from '../../src/runtime/training-session.js';
 import { Random } from '../../src/tensor/random.js';
 import { planTraining } from '../../src/train/plan.js';
 import { buildStepGraph, momentumName, type ConvWeightGrad } from '../../src/train/step-graph.js';
 import { batchNorm, conv, linear, relu, type LayerContext } from '../../src/zoo/layers.js';
+import { openStepSession } from './helpers.js';
 
 const N = 4;
 const C = 2;
@@ -47,20 +47,7 @@ async function stepSetup(
   });
   assert.ok(step.ok, !step.ok ? step.message : '');
   // Exactly the state inputs: weights, running statistics and the weights' momenta.
-  const stateInputs = new Set(step.value.names.state.map((s) => s.input));
-  const initial = new Map<string, Tensor<'float32'>>();
-  for (const [name, tensor] of plan.value.initializers) {
-    initial.set(name, tensor as Tensor<'float32'>);
-    if (stateInputs.has(momentumName(name)))
-      initial.set(momentumName(name), float32Tensor(tensor.dims));
-  }
-  const session = await createStatefulSession(encodeModel(step.value.model), {
-    threads: 1,
-    initialState: initial,
-    state: step.value.names.state,
-    fetch: ['loss'],
-  });
-  assert.ok(session.ok);
+  const { session, initial } = await openStepSession(plan.value, step.value);
   const random = new Random(3);
   const inputSize = plan.value.inputShape.reduce((a, b) => a * b, 1);
   const feeds = {
@@ -74,7 +61,7 @@ async function stepSetup(
     ),
     learning_rate: float32Tensor([], Float32Array.of(0)),
   };
-  return { plan: plan.value, step: step.value, session: session.value, initial, feeds, random };
+  return { plan: plan.value, step: step.value, session, initial, feeds, random };
 }
 
 /**
