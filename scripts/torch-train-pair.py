@@ -16,7 +16,6 @@ Usage (Debian's python3-torch):
 writes runs/torch/a.onnx, runs/torch/a-bn.onnx and prints one JSON line.
 """
 import argparse
-import gzip
 import json
 import math
 import os
@@ -32,17 +31,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from importlib import import_module
 
 ResNet20 = import_module("torch-train-bench").ResNet20
+idx = import_module("torch-train-reference").idx
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
-
-
-def idx(name):
-    with gzip.open(os.path.join(DATA, name)) as f:
-        raw = f.read()
-    dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def augment(x, gen):
