@@ -1,7 +1,6 @@
 /** @file `zipit eval`: joint and per-task accuracy of one model, a multi-output model, or an ensemble. */
 import { ok } from '../errors.js';
 import { evaluateModels } from '../eval/evaluate.js';
-import { storedTasks } from '../onnx/preprocessing.js';
 import type { RegisterCommand } from './commands.js';
 import { progressBar, withPreprocessingOptions, withRunOptions } from './common.js';
 import { formatPercent, loadDataset, loadModels, resolveTasks } from './inputs.js';
@@ -42,10 +41,11 @@ export const registerEval: RegisterCommand = (program, io, run) => {
       if (!models.ok) return models;
       const dataset = loadDataset(flags.data);
       if (!dataset.ok) return dataset;
-      // Without --tasks, the classes the models say they were trained on (zipit's own models).
-      const stored =
-        flags.tasks === undefined ? storedTasks(models.value.map((m) => m.model)) : undefined;
-      const tasks = stored ? ok(stored) : resolveTasks(flags.tasks, dataset.value);
+      const tasks = resolveTasks(
+        flags.tasks,
+        dataset.value,
+        models.value.map((m) => m.model),
+      );
       if (!tasks.ok) return tasks;
       const bar = progressBar(io);
       const result = await evaluateModels(

@@ -72,10 +72,18 @@ export function loadDataset(spec: string): Result<Dataset> {
   return loadData(spec);
 }
 
-/** Parses `--tasks` against a dataset, or one task of every class when absent. */
-export function resolveTasks(text: string | undefined, dataset: Dataset): Result<number[][]> {
-  if (text === undefined) return ok([Array.from({ length: dataset.numClasses }, (_, i) => i)]);
-  return parseTasks(text, dataset.numClasses);
+/**
+ * The tasks: `--tasks` when given; else the classes the models say they were trained on
+ * (zipit's own models and merges store them); else one task of all the dataset's classes.
+ */
+export function resolveTasks(
+  text: string | undefined,
+  dataset: Dataset,
+  models: readonly Model[] = [],
+): Result<number[][]> {
+  if (text !== undefined) return parseTasks(text, dataset.numClasses);
+  const stored = models.length > 0 ? storedTasks(models) : undefined;
+  return ok(stored ?? [Array.from({ length: dataset.numClasses }, (_, i) => i)]);
 }
 
 /** The merge data: `samples` images drawn evenly from `classes`, seeded. */
@@ -128,10 +136,11 @@ export function loadMergeInputs(
   if (!shared.ok) return shared;
   const dataset = loadDataset(flags.data);
   if (!dataset.ok) return dataset;
-  // Without --tasks, the classes the models say they were trained on (zipit's own models).
-  const stored =
-    flags.tasks === undefined ? storedTasks(models.value.map((m) => m.model)) : undefined;
-  const tasks = stored ? ok(stored) : resolveTasks(flags.tasks, taskData ?? dataset.value);
+  const tasks = resolveTasks(
+    flags.tasks,
+    taskData ?? dataset.value,
+    models.value.map((m) => m.model),
+  );
   if (!tasks.ok) return tasks;
   const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
   if (!data.ok) return data;
