@@ -41,49 +41,18 @@ export function fail<T = never>(reason: FailureReason, message: string): Result<
   return { ok: false, reason, message };
 }
 
+/** The first line of a thrown value's message: onnxruntime's own messages run to many lines. */
+export function errorFirstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split('\n')[0] ?? text;
+}
+
 /**
- * A Failure raised as an exception, for deep call stacks where threading a Result through
- * every frame would bury the logic. Only {@link catchFailure} should catch it.
+ * An exception from onnxruntime as a `runtime-error` Failure: `context` says what we were doing
+ * ("onnxruntime failed while collecting statistics"), the error's first line says why.
  */
-export class FailureError extends Error {
-  constructor(
-    readonly reason: FailureReason,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'FailureError';
-  }
-}
-
-/** Throws a {@link FailureError}; use inside code wrapped by {@link catchFailure}. */
-export function raise(reason: FailureReason, message: string): never {
-  throw new FailureError(reason, message);
-}
-
-/** Runs `body`, turning a thrown {@link FailureError} into a failed Result. Other errors propagate. */
-export function catchFailure<T>(body: () => T): Result<T> {
-  try {
-    return ok(body());
-  } catch (error: unknown) {
-    if (error instanceof FailureError) return fail(error.reason, error.message);
-    throw error;
-  }
-}
-
-/** Async twin of {@link catchFailure}. */
-export async function catchFailureAsync<T>(body: () => Promise<T>): Promise<Result<T>> {
-  try {
-    return ok(await body());
-  } catch (error: unknown) {
-    if (error instanceof FailureError) return fail(error.reason, error.message);
-    throw error;
-  }
-}
-
-/** Unwraps a Result inside code wrapped by {@link catchFailure}: a failure is re-raised. */
-export function unwrap<T>(result: Result<T>): T {
-  if (result.ok) return result.value;
-  throw new FailureError(result.reason, result.message);
+export function runtimeFailure(context: string, error: unknown): Result<never> {
+  return fail('runtime-error', `${context}: ${errorFirstLine(error)}`);
 }
 
 /** Marks code the type system proves unreachable; reaching it is our bug. */
