@@ -2,8 +2,8 @@
 import { fail, ok, type Result } from '../errors.js';
 import { batches, checkImageShape, type Dataset } from '../data/dataset.js';
 import type { Model } from '../onnx/model.js';
+import { modelImageShape, scoredOutputs, staticBatch } from '../onnx/model-io.js';
 import { storedClassLabels } from '../onnx/preprocessing.js';
-import { SCORE_OUTPUTS_KEY } from '../merge/multi-head.js';
 import type { ProgressListener } from '../progress.js';
 import { createSession } from '../runtime/session.js';
 import { scoreTasks, type Accuracy, type ScoreSource } from './metrics.js';
@@ -21,32 +21,6 @@ export interface EvalOptions {
   readonly batchSize?: number;
   readonly threads?: number;
   readonly onProgress?: ProgressListener;
-}
-
-/** The C x H x W a model's first input expects, when static. */
-export function modelImageShape(
-  model: Model,
-): { channels: number; height: number; width: number } | undefined {
-  const shape = model.graph.inputs[0]?.shape;
-  if (shape === undefined || shape.length !== 4) return undefined;
-  const [, c, h, w] = shape;
-  if (typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number') return undefined;
-  return { channels: c, height: h, width: w };
-}
-
-/** The batch size a model's input fixes (an export without a dynamic batch axis), if any. */
-export function staticBatch(model: Model): number | undefined {
-  const first = model.graph.inputs[0]?.shape?.[0];
-  return typeof first === 'number' && first > 0 ? first : undefined;
-}
-
-/**
- * The outputs of a model that are scored: a multi-head model lists them (its heads; its combined
- * output is for users), any other model scores all its graph outputs.
- */
-export function scoredOutputs(model: Model): string[] {
-  const scored = model.metadata[SCORE_OUTPUTS_KEY]?.split(',').filter((name) => name !== '');
-  return scored && scored.length > 0 ? scored : model.graph.outputs.map((o) => o.name);
 }
 
 /** The score sources of one model on `dataset`: each graph output with its class labels (stored, or 0..n-1). */

@@ -1,13 +1,11 @@
 /** @file Partial zipping: a merged trunk up to a stop point, then one head per source model reading U_k f*. */
 import type { AnalyzedGraph } from '../graph/analyze.js';
 import type { Model, Node, ValueInfo } from '../onnx/model.js';
+import { scoreOutputsMetadata } from '../onnx/model-io.js';
 import { classLabelsMetadata, storedClassLabels } from '../onnx/preprocessing.js';
 import { int64Tensor, type Tensor } from '../onnx/tensor.js';
 import type { StopPoint } from './stop-points.js';
 import { applyAlongAxis, type ChannelMap } from './transform.js';
-
-/** Metadata key listing the outputs to score (the heads), comma-separated. */
-export const SCORE_OUTPUTS_KEY = 'zipit.score_outputs';
 
 /** A name safe for ONNX value names and output names. */
 function tag(label: string): string {
@@ -177,7 +175,7 @@ export function buildMultiHead(
     metadata: {
       ...trunk.metadata,
       ...classLabelsMetadata([...headLabels, combinedLabels]),
-      [SCORE_OUTPUTS_KEY]: headOutputs.map((o) => o.name).join(','),
+      ...scoreOutputsMetadata(headOutputs.map((o) => o.name)),
       'zipit.stop_at': `${stop.id} (${stop.zipped}/${stop.total})`,
     },
     graph: {

@@ -9,13 +9,13 @@ import {
 } from '../data/dataset.js';
 import type { CovarianceAccumulator } from '../stats/covariance.js';
 import type { StatisticsSet } from '../stats/file.js';
-import { modelImageShape, staticBatch } from '../eval/evaluate.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
 import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/spaces.js';
 import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
 import { weightAverageMatching } from '../match/identity.js';
 import type { Matching, MatchOptions } from '../match/types.js';
 import { checkFiniteWeights, validIrVersion, type Model } from '../onnx/model.js';
+import { modelImageShape, staticBatch } from '../onnx/model-io.js';
 import {
   METADATA_KEYS,
   preprocessingMetadata,

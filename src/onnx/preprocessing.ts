@@ -1,4 +1,4 @@
-/** @file Preprocessing and class-label metadata stored in a model's metadata_props. */
+/** @file The metadata we store in a model's metadata_props: preprocessing, class labels, trained classes, scored outputs. */
 import { fail, ok, type Result } from '../errors.js';
 import type { Model } from './model.js';
 
@@ -21,6 +21,8 @@ export const METADATA_KEYS = {
    * '/' ('0,2,4,6,8' for a base model; '0,2,4,6,8/1,3,5,7,9' for a merge of two).
    */
   trainedClasses: 'zipit.trained_classes',
+  /** The outputs to score (a multi-head model's heads), comma-separated. */
+  scoreOutputs: 'zipit.score_outputs',
 } as const;
 
 const list = (values: readonly number[]): string => values.join(',');
