@@ -5,7 +5,7 @@ import { checkHeadsMatchTasks, modelScores } from '../eval/evaluate.js';
 import { scoreTasks, type ScoreSource } from '../eval/metrics.js';
 import { analyzeGraph } from '../graph/analyze.js';
 import { countMacs } from '../graph/flops.js';
-import type { MatchMethod } from '../match/index.js';
+import { DEFAULT_MATCH_OPTIONS, type MatchMethod } from '../match/index.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import { checkStopPoints } from '../merge/stop-points.js';
 import type { Model } from '../onnx/model.js';
@@ -26,7 +26,12 @@ export interface MethodSpec {
 export const DEFAULT_METHODS: readonly MethodSpec[] = [
   { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
   { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
-  { name: 'ZipIt!', method: 'zipit', alpha: 0.3, beta: 0.125 },
+  {
+    name: 'ZipIt!',
+    method: 'zipit',
+    alpha: DEFAULT_MATCH_OPTIONS.alpha,
+    beta: DEFAULT_MATCH_OPTIONS.beta,
+  },
 ];
 
 /** Inputs of a comparison. */
