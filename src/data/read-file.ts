@@ -1,7 +1,7 @@
 /** @file Reading dataset files into memory, with gzip detected by content and errors as Failures. */
 
 import { constants, gunzipSync } from 'node:zlib';
-import { fail, ok, type Result } from '../errors.js';
+import { errorFirstLine, fail, ok, type Result } from '../errors.js';
 import {
   errorCode,
   formatBytes,
@@ -49,7 +49,7 @@ export function gunzipIfCompressed(
     const buffer = gunzipSync(bytes, { maxOutputLength: maxBytes });
     return ok(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength));
   } catch (error: unknown) {
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = errorFirstLine(error);
     if (errorCode(error) === 'ERR_BUFFER_TOO_LARGE') {
       return fail(
         'bad-dataset',
@@ -77,7 +77,7 @@ export function gunzipPrefix(bytes: Uint8Array, source: string): Result<Uint8Arr
     const buffer = gunzipSync(bytes.subarray(0, 4096), { finishFlush: constants.Z_SYNC_FLUSH });
     return ok(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength));
   } catch (error: unknown) {
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = errorFirstLine(error);
     return fail('bad-dataset', `${source} starts like gzip (1f 8b) but does not decompress: ${detail}`);
   }
 }

@@ -3,7 +3,7 @@
  * cannot block `open()` forever and `/dev/zero` or a huge file cannot exhaust memory.
  */
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { fail, ok, type Result } from '../errors.js';
+import { errorFirstLine, fail, ok, type Result } from '../errors.js';
 
 const GIB = 2 ** 30;
 
@@ -106,8 +106,7 @@ export function readRegularFile(path: string, what: string, maxBytes: number): R
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       return fail('file-not-found', `Expected the ${what} at ${path}, but there is no such file`);
     }
-    const detail =
-      readErrorReason(code) ?? (error instanceof Error ? error.message : String(error));
+    const detail = readErrorReason(code) ?? errorFirstLine(error);
     return fail('file-unreadable', `Cannot read the ${what} at ${path}: ${detail}`);
   };
   // stat BEFORE open: open() of a FIFO blocks until a writer appears, which may be never.

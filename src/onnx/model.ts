@@ -1,5 +1,5 @@
 /** @file The in-memory ONNX model (our IR's storage form) and its decoding from / encoding to bytes. */
-import { fail, ok, type Result } from '../errors.js';
+import { errorFirstLine, fail, ok, type Result } from '../errors.js';
 import { modelProtoType } from './schema.js';
 import {
   tensorFromProto,
@@ -240,7 +240,7 @@ export function decodeModel(bytes: Uint8Array): Result<Model> {
   try {
     proto = modelProtoType().decode(bytes) as unknown as ProtoModel;
   } catch (error: unknown) {
-    const text = error instanceof Error ? error.message : String(error);
+    const text = errorFirstLine(error);
     if (/index out of range/i.test(text)) {
       return fail('truncated', `The file ends early (${text}); it is truncated or damaged.`);
     }

@@ -1,6 +1,6 @@
 /** @file The only importer of onnxruntime-node: sessions, batched runs and activation capture. */
 import * as ort from 'onnxruntime-node';
-import { fail, ok, type Result } from '../errors.js';
+import { ok, runtimeFailure, type Result } from '../errors.js';
 import { encodeModel, type Model, type ValueInfo } from '../onnx/model.js';
 import type { Tensor } from '../onnx/tensor.js';
 
@@ -46,7 +46,7 @@ export async function createSessionFromBytes(
       logSeverityLevel: 3,
     });
   } catch (error: unknown) {
-    return fail('runtime-error', `onnxruntime could not load the model: ${firstLine(error)}`);
+    return runtimeFailure('onnxruntime could not load the model', error);
   }
   return ok({
     inputNames: session.inputNames,
@@ -89,9 +89,4 @@ export function withCapturedOutputs(model: Model, names: readonly string[]): Mod
     .filter((n) => !existing.has(n))
     .map((name) => ({ name, elemType: 1 }));
   return { ...model, graph: { ...model.graph, outputs: [...model.graph.outputs, ...extra] } };
-}
-
-function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split('\n')[0] ?? text;
 }

@@ -3,7 +3,7 @@
  * back as the next step's inputs, so the loop copies nothing in JavaScript.
  */
 import * as ort from 'onnxruntime-node';
-import { fail, ok, type Result } from '../errors.js';
+import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import type { Tensor } from '../onnx/tensor.js';
 
 /** How to create a {@link StatefulSession}. */
@@ -52,11 +52,7 @@ export async function createStatefulSession(
         : {}),
     });
   } catch (error: unknown) {
-    const text = error instanceof Error ? error.message : String(error);
-    return fail(
-      'runtime-error',
-      `onnxruntime could not load the training graph: ${text.split('\n')[0]}`,
-    );
+    return runtimeFailure('onnxruntime could not load the training graph', error);
   }
   const current = new Map<string, ort.Tensor>();
   for (const { input } of options.state) {
