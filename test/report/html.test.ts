@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { formatFlops, formatPercent, renderReport } from '../../src/report/html.js';
+import { renderReport } from '../../src/report/html.js';
 import type { ReportData } from '../../src/report/types.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -202,17 +202,6 @@ describe('renderReport (string level)', () => {
         }),
       /Expected heatmap\.numModels to be a positive divisor of size 3, got 2/,
     );
-  });
-
-  it('formats percentages and FLOPs', () => {
-    assert.equal(formatPercent(0.8376), '83.8');
-    assert.equal(formatPercent(1), '100.0');
-    assert.equal(formatPercent(Number.NaN), '—');
-    assert.equal(formatFlops(40_560_000), '40.6M');
-    assert.equal(formatFlops(1_234_000_000), '1.23G');
-    assert.equal(formatFlops(999_960_000), '1.00G');
-    assert.equal(formatFlops(12_300), '12.3K');
-    assert.equal(formatFlops(512), '512');
   });
 });
 
