@@ -1,7 +1,7 @@
 /** @file Multiply-accumulates per image, counted from the analysed graph's weight ops. */
-import { intAttr } from './attributes.js';
 import type { Node } from '../onnx/model.js';
 import type { AnalyzedGraph } from './analyze.js';
+import { gemmWeightAxes } from './rules/gemm.js';
 import { staticSize } from './value-state.js';
 
 /**
@@ -28,10 +28,7 @@ export function nodeMacs(graph: AnalyzedGraph, node: Node): number {
     const [, inPerGroup, ...kernel] = weight.dims;
     return perImage * (inPerGroup ?? 1) * kernel.reduce((a, b) => a * b, 1);
   }
-  if (node.opType === 'Gemm') {
-    const inner = intAttr(node, 'transB', 0) === 1 ? weight.dims[1]! : weight.dims[0]!;
-    return perImage * inner;
-  }
+  if (node.opType === 'Gemm') return perImage * gemmWeightAxes(node, weight.dims).inputs;
   if (node.opType === 'MatMul') return perImage * weight.dims[0]!;
   return 0;
 }

@@ -1,8 +1,8 @@
 /** @file Feature-space analysis: union of channel axes derived from the graph, with no per-architecture code. */
 import { fail, ok, type Result } from '../errors.js';
 import type { Node } from '../onnx/model.js';
-import { intAttr } from './attributes.js';
 import type { AnalyzedGraph } from './analyze.js';
+import { gemmWeightAxes } from './rules/gemm.js';
 import { staticSize } from './value-state.js';
 
 /** `width` channels of space `space`, each repeated `repeat` times consecutively (a flatten of h x w gives h*w). */
@@ -181,9 +181,9 @@ export function analyzeSpaces(graph: AnalyzedGraph): Result<SpaceAnalysis> {
         let columnsAxis = 1;
         let channelAxis = 1;
         if (node.opType === 'Gemm') {
-          const transB = intAttr(node, 'transB', 0) === 1;
-          rowsAxis = transB ? 0 : 1;
-          columnsAxis = transB ? 1 : 0;
+          const axes = gemmWeightAxes(node, weight.dims);
+          rowsAxis = axes.outputAxis;
+          columnsAxis = axes.inputAxis;
         } else if (node.opType === 'MatMul') {
           rowsAxis = 1;
           columnsAxis = 0;

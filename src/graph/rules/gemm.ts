@@ -1,9 +1,61 @@
 /** @file Gemm and MatMul with a weight initializer: the linear layers. */
 import { ok, type Result } from '../../errors.js';
+import type { Node } from '../../onnx/model.js';
 import { intAttr } from '../attributes.js';
 import type { ValueState } from '../value-state.js';
 import { inputState, shapeFailure } from './helpers.js';
 import type { OpRule, RuleContext } from './types.js';
+
+/**
+ * Where a Gemm's channels sit in its operands (ONNX Gemm: Y = alpha * A' B' + beta * C, with
+ * A' = transA ? A^T : A and B' = transB ? B^T : B, so Y is [M, N] and B' is [K, N]).
+ */
+export interface GemmWeightAxes {
+  /** Axis of B indexed by the N output channels (the rows a merge transforms with M_k): 0 when transB = 1 (PyTorch's [out, in]), else 1. */
+  readonly outputAxis: 0 | 1;
+  /** Axis of B indexed by the K input channels (the columns a merge transforms with U_k): the other one. */
+  readonly inputAxis: 0 | 1;
+  /** N, the number of output channels: `weightDims[outputAxis]`. */
+  readonly outputs: number;
+  /** K, the number of input channels: `weightDims[inputAxis]`. */
+  readonly inputs: number;
+  /** Axis of the activation A holding the K input features: 0 when transA = 1 (A stored [K, M]), else 1. */
+  readonly activationAxis: 0 | 1;
+  /**
+   * Axis of C indexed by the output channels, when C is given and has one entry per channel:
+   * C broadcasts to [M, N], so that is its last axis, when it holds N entries (a scalar or a
+   * [1] C is one value shared by all channels, so it has no channel axis).
+   */
+  readonly biasAxis?: number;
+}
+
+/**
+ * The channel axes of a Gemm node's weight B (dims `weightDims`, 2-D as the shape rule checks)
+ * and, given its dims, of its bias C. The one place that reads transA/transB for the analysis,
+ * the MAC count and the merge.
+ */
+export function gemmWeightAxes(
+  node: Node,
+  weightDims: readonly number[],
+  biasDims?: readonly number[],
+): GemmWeightAxes {
+  const transB = intAttr(node, 'transB', 0) === 1;
+  const outputAxis = transB ? 0 : 1;
+  const inputAxis = transB ? 1 : 0;
+  const outputs = weightDims[outputAxis] ?? 0;
+  const biasAxis =
+    biasDims !== undefined && biasDims.length > 0 && biasDims[biasDims.length - 1] === outputs
+      ? biasDims.length - 1
+      : undefined;
+  return {
+    outputAxis,
+    inputAxis,
+    outputs,
+    inputs: weightDims[inputAxis] ?? 0,
+    activationAxis: intAttr(node, 'transA', 0) === 1 ? 0 : 1,
+    ...(biasAxis !== undefined ? { biasAxis } : {}),
+  };
+}
 
 function gemmShape(ctx: RuleContext): Result<ValueState[]> {
   const a = inputState(ctx, 0);
@@ -16,15 +68,13 @@ function gemmShape(ctx: RuleContext): Result<ValueState[]> {
     );
   if (a.value.shape.length !== 2 || b.dims.length !== 2)
     return shapeFailure(ctx.node, 'expected 2-D inputs.');
-  const transA = intAttr(ctx.node, 'transA', 0) === 1;
-  const transB = intAttr(ctx.node, 'transB', 0) === 1;
-  const rows = transA ? a.value.shape[1] : a.value.shape[0];
-  const inner = transA ? a.value.shape[0] : a.value.shape[1];
-  const weightInner = transB ? b.dims[1] : b.dims[0];
-  if (typeof inner === 'number' && inner !== weightInner) {
-    return shapeFailure(ctx.node, `expected ${weightInner} input features, got ${inner}.`);
+  const axes = gemmWeightAxes(ctx.node, b.dims);
+  const rows = a.value.shape[1 - axes.activationAxis];
+  const inner = a.value.shape[axes.activationAxis];
+  if (typeof inner === 'number' && inner !== axes.inputs) {
+    return shapeFailure(ctx.node, `expected ${axes.inputs} input features, got ${inner}.`);
   }
-  return ok([{ shape: [rows ?? null, (transB ? b.dims[0] : b.dims[1]) ?? null] }]);
+  return ok([{ shape: [rows ?? null, axes.outputs] }]);
 }
 
 function matMulShape(ctx: RuleContext): Result<ValueState[]> {
