@@ -9,6 +9,7 @@ import {
 } from '../data/dataset.js';
 import type { CovarianceAccumulator } from '../stats/covariance.js';
 import type { StatisticsSet } from '../stats/file.js';
+import type { ChannelMoments } from '../stats/channel-moments.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
 import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/spaces.js';
 import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
@@ -25,13 +26,14 @@ import {
 } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
-import { collectStatistics } from './collect.js';
+import { collectStatistics, type CollectedStatistics } from './collect.js';
 import {
   correctionKind,
-  mergedTargets,
+  planRepair,
   repairProducers,
+  repairTargets,
   resetBatchNorm,
-  sourceTarget,
+  type RepairPlan,
 } from './repair.js';
 import { checkMemoryBudget, estimateStatisticsMemory, spaceSizes } from './memory-estimate.js';
 import { checkMergedWeightsFinite } from './finite-output.js';
@@ -43,7 +45,11 @@ import { transformFromGroups, type SpaceTransform } from './transform.js';
 /** How to merge. */
 export interface MergeOptions {
   readonly method: MatchMethod;
-  readonly match: MatchOptions;
+  /**
+   * ZipIt!'s alpha and beta, each defaulting to the reference's (DEFAULT_MATCH_OPTIONS: 0.3,
+   * 0.125; weight averaging reads neither), and the merged width (default: the per-model width).
+   */
+  readonly match?: Partial<MatchOptions>;
   /** Correct statistics after merging (BN reset or REPAIR); default true. */
   readonly repair?: boolean;
   readonly batchSize?: number;
@@ -127,8 +133,12 @@ function weightBytes(models: readonly Model[]): number {
   return bytes;
 }
 
-/** What every merge stage shares: analysed graphs, name maps, the stop point, the spaces to merge, the batches. */
+/**
+ * What every merge stage shares: the validated matching options, analysed graphs, name maps,
+ * the stop point, the spaces to merge, the batches.
+ */
 interface Prepared {
+  readonly match: MatchOptions;
   readonly graphs: AnalyzedGraph[];
   readonly spaces: SpaceAnalysis;
   readonly stop: StopPoint | undefined;
@@ -151,10 +161,13 @@ function prepare(
   // Validate what the user chose before the expensive pass, not once per space after it.
   const parsed = parseMatchOptions({
     method: options.method,
-    alpha: options.match.alpha,
-    beta: options.match.beta,
+    alpha: options.match?.alpha,
+    beta: options.match?.beta,
   });
   if (!parsed.ok) return parsed;
+  // The merged width is checked by the matcher, against each space's width.
+  const mergedWidth = options.match?.mergedWidth;
+  const match = { ...parsed.value.options, ...(mergedWidth !== undefined ? { mergedWidth } : {}) };
   for (const [k, model] of models.entries()) {
     const finite = checkFiniteWeights(model);
     if (!finite.ok) return fail(finite.reason, `${labels[k]}: ${finite.message}`);
@@ -226,6 +239,7 @@ function prepare(
   }
   if (!pass.ok) return pass;
   return ok({
+    match,
     graphs,
     spaces: spaces.value,
     stop,
@@ -287,23 +301,74 @@ export async function mergeModels(
 ): Promise<Result<MergeResult>> {
   const prepared = prepare(models, labels, data, normalization, options);
   if (!prepared.ok) return prepared;
-  const { graphs, spaces, stop, maps, mergeable, inputDims, pass } = prepared.value;
-  const repair = options.repair ?? true;
-  const kind = repair ? correctionKind(graphs[0]!) : 'none';
-  // REPAIR needs each source's statistics at every producer it will correct: the merged spaces'
-  // producers and, with heads, every weight op after the cut (a head's target is its own source).
-  const headProducers =
-    stop === undefined
-      ? []
-      : graphs[0]!.model.graph.nodes
-          .slice(stop.position + 1)
-          .filter((n) => graphs[0]!.roles.get(n.name) === 'weight')
-          .map((n) => n.outputs[0]!);
-  const momentValues =
-    kind === 'repair' ? [...mergeable.flatMap((s) => s.producerOutputs), ...headProducers] : [];
+  const plan = prepared.value;
+  const correction = planCorrection(plan, options.repair ?? true);
 
   const t0 = now();
-  const collected = await collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
+  const collected = await collectPhase(
+    plan,
+    options,
+    correction.kind === 'repair' ? correction.plan.sourceValues : [],
+  );
+  if (!collected.ok) return collected;
+  const t1 = now();
+  const matched = matchSpaces(plan, collected.value.covariance, options, models.length);
+  if (!matched.ok) return matched;
+  const t2 = now();
+  const assembled = assemble(plan, labels, matched.value.transforms);
+  const t3 = now();
+  const corrected = await correctStatistics(assembled, correction, plan, options, {
+    transforms: matched.value.transforms,
+    moments: collected.value.moments,
+  });
+  if (!corrected.ok) return corrected;
+  const t4 = now();
+  const finite = checkMergedWeightsFinite(corrected.value, normalization);
+  if (!finite.ok) return finite;
+  return ok({
+    model: withMergeMetadata(
+      corrected.value,
+      models,
+      labels,
+      normalization,
+      plan.inputDims,
+      options.method,
+    ),
+    spaces: plan.spaces.spaces,
+    correlations: matched.value.correlations,
+    report: {
+      method: options.method,
+      parameters: { alpha: plan.match.alpha, beta: plan.match.beta },
+      numModels: models.length,
+      spacesMerged: plan.mergeable.length,
+      spaces: matched.value.reports,
+      correction: correction.kind,
+      ...(plan.stop
+        ? {
+            stopAt: {
+              id: plan.stop.id,
+              space: plan.stop.space,
+              zipped: plan.stop.zipped,
+              total: plan.stop.total,
+            },
+          }
+        : {}),
+      seconds: { statistics: t1 - t0, matching: t2 - t1, apply: t3 - t2, repair: t4 - t3 },
+    },
+  });
+}
+
+/**
+ * The one pass of the sources over the merge data: every space's K-stacked covariance, and the
+ * per-channel moments of `momentValues` that REPAIR's targets are made of.
+ */
+async function collectPhase(
+  prepared: Prepared,
+  options: MergeOptions,
+  momentValues: readonly string[],
+): Promise<Result<CollectedStatistics>> {
+  const { graphs, maps, mergeable, pass, inputDims } = prepared;
+  return collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
     threads: options.threads ?? 2,
     momentValues,
     // Precomputed (summed shard) statistics replace the covariance pass, and weight averaging
@@ -312,53 +377,49 @@ export async function mergeModels(
     ...(options.statistics || options.method === 'wavg' ? { skipCovariance: true } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
-  if (!collected.ok) return collected;
-  const covarianceOf = (space: FeatureSpace): Result<CovarianceAccumulator> => {
-    if (options.statistics === undefined) return ok(collected.value.covariance.get(space.id)!);
-    const given = options.statistics.get(statisticsKey(space));
-    if (given === undefined)
-      return fail(
-        'bad-statistics',
-        `The statistics files have no '${statisticsKey(space)}'; compute them with the same models and --stop-at.`,
-      );
-    if (given.numModels !== models.length || given.width !== space.width) {
-      return fail(
-        'bad-statistics',
-        `'${statisticsKey(space)}' in the statistics files is for ${given.numModels} models x ${given.width} channels, not ${models.length} x ${space.width}.`,
-      );
-    }
-    return ok(given);
-  };
-  const t1 = now();
+}
 
+/** What matching produced: a transform per space, what the matcher did, the correlations. */
+interface Matched {
+  readonly transforms: Map<number, SpaceTransform>;
+  readonly reports: SpaceReport[];
+  readonly correlations: Map<number, Float64Array>;
+}
+
+/**
+ * Matches every mergeable space on its correlation, from the pass's covariance or the given
+ * statistics (weight averaging without statistics needs none), into merge/unmerge transforms.
+ */
+function matchSpaces(
+  prepared: Prepared,
+  covariance: Map<number, CovarianceAccumulator>,
+  options: MergeOptions,
+  numModels: number,
+): Result<Matched> {
+  const { mergeable, match } = prepared;
   const transforms = new Map<number, SpaceTransform>();
   const reports: SpaceReport[] = [];
   const correlations = new Map<number, Float64Array>();
   for (const [i, space] of mergeable.entries()) {
     let matching: Result<Matching>;
     if (options.method === 'wavg' && options.statistics === undefined) {
-      matching = weightAverageMatching(models.length, space.width, options.match.mergedWidth);
+      matching = weightAverageMatching(numModels, space.width, match.mergedWidth);
     } else {
-      const accumulator = covarianceOf(space);
+      const accumulator =
+        options.statistics === undefined
+          ? ok(covariance.get(space.id)!)
+          : givenCovariance(options.statistics, space, numModels);
       if (!accumulator.ok) return accumulator;
       const correlation = finalizeCorrelation(accumulator.value);
       if (!correlation.ok)
         return fail(correlation.reason, `Space ${space.id}: ${correlation.message}`);
       // The accumulator is not needed again: release its (Kn)^2 Gram before matching.
-      collected.value.covariance.delete(space.id);
+      covariance.delete(space.id);
       correlations.set(space.id, correlation.value);
-      matching = matchers[options.method](
-        correlation.value,
-        models.length,
-        space.width,
-        options.match,
-      );
+      matching = matchers[options.method](correlation.value, numModels, space.width, match);
     }
     if (!matching.ok) return fail(matching.reason, `Space ${space.id}: ${matching.message}`);
-    transforms.set(
-      space.id,
-      transformFromGroups(matching.value.groups, models.length, space.width),
-    );
+    transforms.set(space.id, transformFromGroups(matching.value.groups, numModels, space.width));
     reports.push({
       id: space.id,
       width: space.width,
@@ -368,52 +429,109 @@ export async function mergeModels(
     });
     options.onProgress?.({ phase: 'matching', done: i + 1, total: mergeable.length });
   }
-  const t2 = now();
+  return ok({ transforms, reports, correlations });
+}
 
-  let merged = applyTransforms(graphs, maps.initializers, spaces, transforms);
-  if (stop !== undefined)
-    merged = buildMultiHead(
-      merged,
-      graphs,
-      labels,
-      maps.values,
-      stop,
-      transforms.get(stop.space)!.columns,
+/** A space's covariance from precomputed statistics, which must be for this merge's sizes. */
+function givenCovariance(
+  statistics: StatisticsSet,
+  space: FeatureSpace,
+  numModels: number,
+): Result<CovarianceAccumulator> {
+  const given = statistics.get(statisticsKey(space));
+  if (given === undefined)
+    return fail(
+      'bad-statistics',
+      `The statistics files have no '${statisticsKey(space)}'; compute them with the same models and --stop-at.`,
     );
-  const t3 = now();
-
-  if (kind !== 'none') {
-    const graph = analyzeGraph(merged);
-    if (!graph.ok) return graph;
-    if (kind === 'batchnorm') {
-      const reset = await resetBatchNorm(graph.value, pass, inputDims, {
-        threads: options.threads ?? 2,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-      if (!reset.ok) return reset;
-      merged = reset.value;
-    } else {
-      const targets = mergeable.flatMap((s) =>
-        mergedTargets(s, transforms.get(s.id)!, collected.value.moments),
-      );
-      for (const value of headProducers) {
-        for (let k = 0; k < models.length; k++) {
-          const moments = collected.value.moments[k]!.get(value);
-          if (moments !== undefined)
-            targets.push(sourceTarget(`h${k}/${maps.values[k]!.get(value) ?? value}`, moments));
-        }
-      }
-      const repaired = await repairProducers(graph.value, targets, pass, inputDims, {
-        threads: options.threads ?? 2,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-      if (!repaired.ok) return repaired;
-      merged = repaired.value.model;
-    }
+  if (given.numModels !== numModels || given.width !== space.width) {
+    return fail(
+      'bad-statistics',
+      `'${statisticsKey(space)}' in the statistics files is for ${given.numModels} models x ${given.width} channels, not ${numModels} x ${space.width}.`,
+    );
   }
-  const t4 = now();
-  const finite = checkMergedWeightsFinite(merged, normalization);
-  if (!finite.ok) return finite;
+  return ok(given);
+}
+
+/**
+ * The merged model before correction: the transforms applied to the weights and, with a stop
+ * point, one head per source after the cut, reading U_k f*.
+ */
+function assemble(
+  prepared: Prepared,
+  labels: readonly string[],
+  transforms: ReadonlyMap<number, SpaceTransform>,
+): Model {
+  const { graphs, maps, spaces, stop } = prepared;
+  const merged = applyTransforms(graphs, maps.initializers, spaces, transforms);
+  if (stop === undefined) return merged;
+  return buildMultiHead(
+    merged,
+    graphs,
+    labels,
+    maps.values,
+    stop,
+    transforms.get(stop.space)!.columns,
+  );
+}
+
+/** Which statistics correction a merge does; REPAIR's plan says which source moments it needs. */
+type Correction =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'batchnorm' }
+  | { readonly kind: 'repair'; readonly plan: RepairPlan };
+
+/** A BN reset for models with BN nodes, else REPAIR; none when the user turned it off. */
+function planCorrection(prepared: Prepared, enabled: boolean): Correction {
+  if (!enabled) return { kind: 'none' };
+  const source = prepared.graphs[0]!;
+  return correctionKind(source) === 'batchnorm'
+    ? { kind: 'batchnorm' }
+    : { kind: 'repair', plan: planRepair(source, prepared.mergeable, prepared.stop) };
+}
+
+/**
+ * Corrects the activation statistics that averaging and the non-linearities shifted: a BN
+ * reset on the merge data, or REPAIR toward the sources' statistics (whose moments the
+ * statistics pass recorded), folded into the producers.
+ */
+async function correctStatistics(
+  merged: Model,
+  correction: Correction,
+  prepared: Prepared,
+  options: MergeOptions,
+  matched: {
+    readonly transforms: ReadonlyMap<number, SpaceTransform>;
+    readonly moments: readonly ReadonlyMap<string, ChannelMoments>[];
+  },
+): Promise<Result<Model>> {
+  if (correction.kind === 'none') return ok(merged);
+  const graph = analyzeGraph(merged);
+  if (!graph.ok) return graph;
+  const { pass, inputDims, maps } = prepared;
+  const runOptions = {
+    threads: options.threads ?? 2,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  };
+  if (correction.kind === 'batchnorm')
+    return resetBatchNorm(graph.value, pass, inputDims, runOptions);
+  const targets = repairTargets(correction.plan, matched.transforms, matched.moments, maps.values);
+  const repaired = await repairProducers(graph.value, targets, pass, inputDims, runOptions);
+  return repaired.ok ? ok(repaired.value.model) : repaired;
+}
+
+/**
+ * The merged model's file fields and metadata: written by zipit-merge, the preprocessing the
+ * statistics were measured with, the method and sources, and the sources' trained classes.
+ */
+function withMergeMetadata(
+  merged: Model,
+  models: readonly Model[],
+  labels: readonly string[],
+  normalization: Normalization,
+  inputDims: readonly number[],
+  method: MatchMethod,
+): Model {
   // The sources' trained classes, one set per source, so that scoring needs no --tasks.
   const trained = storedTasks(models);
   // The merged graph starts from model A's, metadata included: A's own trained classes must not
@@ -421,7 +539,7 @@ export async function mergeModels(
   const sourceMetadata = Object.fromEntries(
     Object.entries(merged.metadata).filter(([key]) => key !== METADATA_KEYS.trainedClasses),
   );
-  merged = {
+  return {
     ...merged,
     irVersion: validIrVersion(merged),
     producerName: 'zipit-merge',
@@ -434,26 +552,9 @@ export async function mergeModels(
         std: typeof normalization.std === 'number' ? [normalization.std] : normalization.std,
         inputShape: inputDims,
       }),
-      'zipit.method': options.method,
+      'zipit.method': method,
       'zipit.sources': labels.join(','),
       ...(trained ? trainedClassesMetadata(trained) : {}),
     },
   };
-  return ok({
-    model: merged,
-    spaces: spaces.spaces,
-    correlations,
-    report: {
-      method: options.method,
-      parameters: { alpha: options.match.alpha, beta: options.match.beta },
-      numModels: models.length,
-      spacesMerged: mergeable.length,
-      spaces: reports,
-      correction: kind,
-      ...(stop
-        ? { stopAt: { id: stop.id, space: stop.space, zipped: stop.zipped, total: stop.total } }
-        : {}),
-      seconds: { statistics: t1 - t0, matching: t2 - t1, apply: t3 - t2, repair: t4 - t3 },
-    },
-  });
 }

@@ -1,14 +1,17 @@
 /** @file Statistics correction after merging: BatchNorm reset, or REPAIR folded into the producers. */
-import { fail, ok, type Result } from '../errors.js';
+import { ok, runtimeFailure, type Result } from '../errors.js';
 import type { Batches } from '../data/dataset.js';
 import { intAttr, floatAttr } from '../graph/attributes.js';
 import type { AnalyzedGraph } from '../graph/analyze.js';
 import type { FeatureSpace } from '../graph/spaces.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { defaultOpset, type Model, type Node } from '../onnx/model.js';
 import { float32Tensor, int64Tensor, type Tensor } from '../onnx/tensor.js';
 import type { ProgressListener } from '../progress.js';
 import { createSession } from '../runtime/session.js';
 import type { ChannelMoments } from '../stats/channel-moments.js';
+import { headName } from './multi-head.js';
+import type { StopPoint } from './stop-points.js';
 import type { SpaceTransform } from './transform.js';
 
 /**
@@ -39,80 +42,84 @@ export function correctionKind(graph: AnalyzedGraph): 'batchnorm' | 'repair' {
     : 'repair';
 }
 
-/** Builds the correction variant: each point normalised by batch statistics, means and variances as outputs. */
+/** The names of a point's batch mean and variance in the correction variant. */
+interface PointOutputs {
+  readonly mean: string;
+  readonly variance: string;
+}
+
+/**
+ * Adds the nodes that normalise one point by its batch statistics, under `prefix`: mean and
+ * variance over the batch and spatial axes, then the affine map to gamma and beta.
+ */
+function addBatchNormalization(
+  b: GraphBuilder,
+  p: NormPoint,
+  prefix: string,
+  opset: number,
+): PointOutputs {
+  const axes = [0, ...Array.from({ length: Math.max(0, p.rank - 2) }, (_, d) => d + 2)];
+  const paramDims = [p.gamma.length, ...new Array<number>(Math.max(0, p.rank - 2)).fill(1)];
+  const gamma = b.weight(`${prefix}/gamma`, float32Tensor(paramDims, p.gamma));
+  const beta = b.weight(`${prefix}/beta`, float32Tensor(paramDims, p.beta));
+  const eps = b.weight(`${prefix}/eps`, float32Tensor([], Float32Array.of(p.epsilon)));
+  const axesInput = opset >= 18 ? b.weight(`${prefix}/axes`, int64Tensor([axes.length], axes)) : '';
+  // ReduceMean takes axes as an attribute before opset 18 and as an input from 18 on.
+  const reduce = (name: string, input: string): string =>
+    opset >= 18
+      ? b.op('ReduceMean', [input, axesInput], { keepdims: 1 }, name)
+      : b.op('ReduceMean', [input], { axes, keepdims: 1 }, name);
+  const mean = reduce(`${prefix}/mean`, p.input);
+  const centered = b.op('Sub', [p.input, mean], {}, `${prefix}/centered`);
+  const squared = b.op('Mul', [centered, centered], {}, `${prefix}/squared`);
+  const variance = reduce(`${prefix}/var`, squared);
+  const varEps = b.op('Add', [variance, eps], {}, `${prefix}/var_eps`);
+  const std = b.op('Sqrt', [varEps], {}, `${prefix}/std`);
+  const normalized = b.op('Div', [centered, std], {}, `${prefix}/normalized`);
+  const scaled = b.op('Mul', [normalized, gamma], {}, `${prefix}/scaled`);
+  b.node('Add', [scaled, beta], {}, { name: `${prefix}/shifted`, outputs: [p.output] });
+  return { mean, variance };
+}
+
+/**
+ * Builds the correction variant: each point normalised by batch statistics, its batch mean and
+ * variance added as outputs (returned per point).
+ */
 function variantWithBatchStatistics(
   model: Model,
   points: readonly NormPoint[],
   replaced: ReadonlySet<string>,
-): Model {
+): { variant: Model; outputs: PointOutputs[] } {
   const opset = defaultOpset(model);
-  const initializers = new Map(model.graph.initializers);
-  const inserted = new Map<string, Node[]>();
-  for (const [i, p] of points.entries()) {
-    const prefix = `zipit_norm_${i}`;
-    const axes = [0, ...Array.from({ length: Math.max(0, p.rank - 2) }, (_, d) => d + 2)];
-    const paramDims = [p.gamma.length, ...new Array<number>(Math.max(0, p.rank - 2)).fill(1)];
-    initializers.set(`${prefix}/gamma`, float32Tensor(paramDims, p.gamma));
-    initializers.set(`${prefix}/beta`, float32Tensor(paramDims, p.beta));
-    initializers.set(`${prefix}/eps`, float32Tensor([], Float32Array.of(p.epsilon)));
-    if (opset >= 18) initializers.set(`${prefix}/axes`, int64Tensor([axes.length], axes));
-    const node = (opType: string, name: string, inputs: string[], output = name): Node => ({
-      name,
-      opType,
-      domain: '',
-      inputs,
-      outputs: [output],
-      attributes: {},
-    });
-    // ReduceMean takes axes as an attribute before opset 18 and as an input from 18 on.
-    const reduce = (name: string, input: string): Node =>
-      opset >= 18
-        ? {
-            ...node('ReduceMean', name, [input, `${prefix}/axes`]),
-            attributes: { keepdims: { type: 'int', value: 1 } },
-          }
-        : {
-            ...node('ReduceMean', name, [input]),
-            attributes: {
-              axes: { type: 'ints', value: axes },
-              keepdims: { type: 'int', value: 1 },
-            },
-          };
-    inserted.set(p.output, [
-      reduce(`${prefix}/mean`, p.input),
-      node('Sub', `${prefix}/centered`, [p.input, `${prefix}/mean`]),
-      node('Mul', `${prefix}/squared`, [`${prefix}/centered`, `${prefix}/centered`]),
-      reduce(`${prefix}/var`, `${prefix}/squared`),
-      node('Add', `${prefix}/var_eps`, [`${prefix}/var`, `${prefix}/eps`]),
-      node('Sqrt', `${prefix}/std`, [`${prefix}/var_eps`]),
-      node('Div', `${prefix}/normalized`, [`${prefix}/centered`, `${prefix}/std`]),
-      node('Mul', `${prefix}/scaled`, [`${prefix}/normalized`, `${prefix}/gamma`]),
-      node('Add', `${prefix}/shifted`, [`${prefix}/scaled`, `${prefix}/beta`], p.output),
-    ]);
-  }
-  const pointByOutput = new Map(points.map((p) => [p.output, p]));
-  const nodes: Node[] = [];
+  const b = new GraphBuilder(model.graph.name);
+  for (const [name, tensor] of model.graph.initializers) b.weight(name, tensor);
+  const pointIndex = new Map(points.map((p, i) => [p.output, i]));
+  const outputs: PointOutputs[] = [];
+  const raw = (value: string): string => {
+    const i = pointIndex.get(value);
+    return i === undefined ? value : points[i]!.input;
+  };
+  const addPoint = (value: string): void => {
+    const i = pointIndex.get(value);
+    if (i !== undefined)
+      outputs[i] = addBatchNormalization(b, points[i]!, `zipit_norm_${i}`, opset);
+  };
   for (const n of model.graph.nodes) {
     if (replaced.has(n.name)) {
       // A BatchNormalization node: its batch-statistics twin takes its place.
-      nodes.push(...(inserted.get(n.outputs[0]!) ?? []));
+      addPoint(n.outputs[0]!);
       continue;
     }
     // A REPAIR point: the producer writes the raw value, the inserted nodes write the old name.
-    nodes.push({ ...n, outputs: n.outputs.map((o) => pointByOutput.get(o)?.input ?? o) });
-    for (const o of n.outputs) nodes.push(...(pointByOutput.has(o) ? inserted.get(o)! : []));
+    b.append({ ...n, outputs: n.outputs.map(raw) });
+    for (const o of n.outputs) addPoint(o);
   }
-  const extraOutputs = points.flatMap((_, i) => [`zipit_norm_${i}/mean`, `zipit_norm_${i}/var`]);
-  return {
-    ...model,
-    graph: {
-      ...model.graph,
-      nodes,
-      initializers,
-      outputs: [...model.graph.outputs, ...extraOutputs.map((name) => ({ name, elemType: 1 }))],
-      valueInfo: [],
-    },
-  };
+  for (const o of model.graph.outputs) b.output(o.name, o.shape, o.elemType);
+  for (const o of outputs) {
+    b.output(o.mean);
+    b.output(o.variance);
+  }
+  return { variant: b.buildInto(model), outputs };
 }
 
 /** Per point: the mean and variance of its input over all the data, two ways. */
@@ -126,12 +133,14 @@ interface MeasuredMoments {
 
 /** Runs the variant over the data, accumulating each point's batch means and variances, weighted by batch size. */
 async function measure(
-  variant: Model,
+  model: Model,
   points: readonly NormPoint[],
+  replaced: ReadonlySet<string>,
   data: Batches,
   inputDims: readonly number[],
   options: RepairOptions,
 ): Promise<Result<MeasuredMoments[]>> {
+  const { variant, outputs } = variantWithBatchStatistics(model, points, replaced);
   const session = await createSession(variant, { threads: options.threads ?? 2 });
   if (!session.ok) return session;
   const sums = points.map((p) => ({
@@ -142,7 +151,7 @@ async function measure(
   let images = 0;
   let seen = 0;
   try {
-    const wanted = points.flatMap((_, i) => [`zipit_norm_${i}/mean`, `zipit_norm_${i}/var`]);
+    const wanted = outputs.flatMap((o) => [o.mean, o.variance]);
     const input = session.value.inputNames[0]!;
     for (const batch of data) {
       const result = await session.value.run(
@@ -150,8 +159,8 @@ async function measure(
         wanted,
       );
       for (const [i, p] of points.entries()) {
-        const mean = result[`zipit_norm_${i}/mean`]!.data;
-        const variance = result[`zipit_norm_${i}/var`]!.data;
+        const mean = result[outputs[i]!.mean]!.data;
+        const variance = result[outputs[i]!.variance]!.data;
         const perBatch = batch.size * p.positions;
         const unbias = perBatch > 1 ? perBatch / (perBatch - 1) : 1;
         const s = sums[i]!;
@@ -167,11 +176,7 @@ async function measure(
       options.onProgress?.({ phase: 'repair', done: seen, total: data.numBatches });
     }
   } catch (error: unknown) {
-    const text = error instanceof Error ? error.message : String(error);
-    return fail(
-      'runtime-error',
-      `onnxruntime failed during the statistics correction: ${text.split('\n')[0]}`,
-    );
+    return runtimeFailure('onnxruntime failed during the statistics correction', error);
   } finally {
     await session.value.release();
   }
@@ -219,8 +224,9 @@ export async function resetBatchNorm(
     positions: spatialPositions(merged, n.inputs[0]!),
   }));
   const measured = await measure(
-    variantWithBatchStatistics(model, points, new Set(bnNodes.map((n) => n.name))),
+    model,
     points,
+    new Set(bnNodes.map((n) => n.name)),
     data,
     inputDims,
     options,
@@ -267,18 +273,72 @@ export interface RepairTarget {
   readonly std: Float32Array;
 }
 
+/** What REPAIR corrects, named as in the source models (model 0's names). */
+export interface RepairPlan {
+  /** The merged spaces: their producers' targets average their sources' statistics. */
+  readonly spaces: readonly FeatureSpace[];
+  /** With heads, the output of every weight op after the cut: its target is its own source's. */
+  readonly headValues: readonly string[];
+  /** Every value whose per-channel moments the statistics pass must record in each source. */
+  readonly sourceValues: readonly string[];
+}
+
 /**
- * The targets of a merged space's producers: the merge-weighted average of the sources'
- * statistics (`sourceMoments[k]` keyed by the same value names).
+ * Plans REPAIR for a merge of `spaces` (of `source`, model 0), with heads after `stop` if given:
+ * REPAIR needs each source's statistics at every producer it will correct.
  */
-export function mergedTargets(
+export function planRepair(
+  source: AnalyzedGraph,
+  spaces: readonly FeatureSpace[],
+  stop: StopPoint | undefined,
+): RepairPlan {
+  const headValues =
+    stop === undefined
+      ? []
+      : source.model.graph.nodes
+          .slice(stop.position + 1)
+          .filter((n) => source.roles.get(n.name) === 'weight')
+          .map((n) => n.outputs[0]!);
+  return {
+    spaces,
+    headValues,
+    sourceValues: [...spaces.flatMap((s) => s.producerOutputs), ...headValues],
+  };
+}
+
+/**
+ * The targets of a planned REPAIR, named as in the merged model: a merged space's producer gets
+ * the merge-weighted average of its sources' statistics; a head's producer (renamed into head k
+ * by {@link headName}) gets its own source's. `sourceMoments[k]` holds source k's moments
+ * (keyed by model 0's names) and `valueMaps[k]` its own names.
+ */
+export function repairTargets(
+  plan: RepairPlan,
+  transforms: ReadonlyMap<number, SpaceTransform>,
+  sourceMoments: readonly ReadonlyMap<string, ChannelMoments>[],
+  valueMaps: readonly ReadonlyMap<string, string>[],
+): RepairTarget[] {
+  const targets = plan.spaces.flatMap((s) =>
+    mergedTargets(s, transforms.get(s.id)!, sourceMoments),
+  );
+  for (const value of plan.headValues) {
+    for (const [k, moments] of sourceMoments.entries()) {
+      const own = moments.get(value);
+      if (own !== undefined)
+        targets.push(sourceTarget(headName(k, valueMaps[k]!.get(value) ?? value), own));
+    }
+  }
+  return targets;
+}
+
+/** The targets of a merged space's producers: the merge-weighted average of the sources' statistics. */
+function mergedTargets(
   space: FeatureSpace,
   transform: SpaceTransform,
   sourceMoments: readonly ReadonlyMap<string, ChannelMoments>[],
-  values: readonly string[] = space.producerOutputs,
 ): RepairTarget[] {
   const targets: RepairTarget[] = [];
-  for (const value of values) {
+  for (const value of space.producerOutputs) {
     const sources = sourceMoments.map((m) => m.get(value));
     if (sources.some((s) => s === undefined)) continue;
     targets.push({ value, ...targetMoments(transform, sources as ChannelMoments[]) });
@@ -287,7 +347,7 @@ export function mergedTargets(
 }
 
 /** The target of an unmerged producer (a head's): its own source's statistics. */
-export function sourceTarget(value: string, moments: ChannelMoments): RepairTarget {
+function sourceTarget(value: string, moments: ChannelMoments): RepairTarget {
   const { mean, variance } = moments.finalize();
   return { value, mean: Float32Array.from(mean), std: Float32Array.from(variance, Math.sqrt) };
 }
@@ -328,13 +388,7 @@ export async function repairProducers(
   // normalisation is not quite the folded affine map: with small or uneven batches the folded
   // model drifts slightly (merging a model with itself moved logits by 0.17 with batches of
   // 128/128/44 images and by 4e-4 with one batch of 300, on the resnet8 fixture).
-  const measured = await measure(
-    variantWithBatchStatistics(model, points, new Set()),
-    points,
-    data,
-    inputDims,
-    options,
-  );
+  const measured = await measure(model, points, new Set(), data, inputDims, options);
   if (!measured.ok) return measured;
   return ok({ model: foldCorrections(model, points, measured.value), corrected: points.length });
 }

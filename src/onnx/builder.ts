@@ -57,9 +57,9 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Declares a graph output (float32). */
-  output(name: string, shape?: readonly Dim[]): void {
-    this.outputs.push({ name, elemType: 1, ...(shape ? { shape } : {}) });
+  /** Declares a graph output, float32 unless `elemType` (an ONNX element-type code) says otherwise. */
+  output(name: string, shape?: readonly Dim[], elemType = 1): void {
+    this.outputs.push({ name, elemType, ...(shape ? { shape } : {}) });
   }
 
   /** Adds a weight; returns its (unique) name. */
@@ -69,6 +69,11 @@ export class GraphBuilder {
     while (this.initializers.has(unique)) unique = this.fresh(name);
     this.initializers.set(unique, tensor);
     return unique;
+  }
+
+  /** True when a weight of this name has been added. */
+  hasWeight(name: string): boolean {
+    return this.initializers.has(name);
   }
 
   /** Adds a node; returns its output names. `outputs` gives their names (or a count of fresh ones). */
@@ -108,6 +113,24 @@ export class GraphBuilder {
     name?: string,
   ): string {
     return this.node(opType, inputs, attributes, name ? { name } : {})[0]!;
+  }
+
+  /**
+   * `model` with the built nodes, initializers and outputs as its graph's, and everything else
+   * (IR version, opsets, metadata, graph name and inputs) kept: how a pass that rewrites an
+   * existing model finishes. Value infos are dropped, since the rewrite may change shapes.
+   */
+  buildInto(model: Model): Model {
+    return {
+      ...model,
+      graph: {
+        ...model.graph,
+        nodes: [...this.nodes],
+        initializers: new Map(this.initializers),
+        outputs: [...this.outputs],
+        valueInfo: [],
+      },
+    };
   }
 
   /** The finished model. */
