@@ -1,5 +1,5 @@
 /** @file Runs models over a dataset and scores joint and per-task accuracy. */
-import { fail, ok, type Result } from '../errors.js';
+import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import { batches, checkImageShape, type Dataset } from '../data/dataset.js';
 import type { Model } from '../onnx/model.js';
 import { modelImageShape, scoredOutputs, staticBatch } from '../onnx/model-io.js';
@@ -68,8 +68,7 @@ export async function modelScores(
       step();
     }
   } catch (error: unknown) {
-    const text = error instanceof Error ? error.message : String(error);
-    return fail('runtime-error', `${entry.label}: onnxruntime failed: ${text.split('\n')[0]}`);
+    return runtimeFailure(`${entry.label}: onnxruntime failed`, error);
   } finally {
     await session.value.release();
   }
