@@ -1,10 +1,13 @@
-/** @file The statistics pass: run K models on the same batches, accumulate each space's stacked covariance. */
-import { fail, ok, type Result } from '../errors.js';
+/** @file The statistics pass: run K models on the same batches, accumulate each space's stacked covariance.
+ * Here the runtime (which computes each batch's moments) meets stats (which accumulates them);
+ * neither layer imports the other.
+ */
+import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import type { Batches } from '../data/dataset.js';
 import type { AnalyzedGraph } from '../graph/analyze.js';
 import type { FeatureSpace } from '../graph/spaces.js';
 import type { ProgressListener } from '../progress.js';
-import { accumulateBatch, createGramKernel } from '../runtime/gram.js';
+import { createGramKernel, type GramKernel } from '../runtime/gram.js';
 import {
   canFuse,
   createFusedStatistics,
@@ -12,8 +15,10 @@ import {
 } from '../runtime/fused-statistics.js';
 import { createSession, withCapturedOutputs, type Session } from '../runtime/session.js';
 import type { Tensor } from '../onnx/tensor.js';
+import { channelMeans } from '../stats/activations.js';
 import { ChannelMoments } from '../stats/channel-moments.js';
 import { CovarianceAccumulator } from '../stats/covariance.js';
+import { activationLayout } from '../tensor/activations.js';
 
 /** What one pass over the merge data produces. */
 export interface CollectedStatistics {
@@ -39,6 +44,36 @@ export interface CollectOptions {
    * statistics agree to float32 rounding either way.
    */
   readonly fused?: boolean;
+}
+
+/**
+ * Adds one batch of K activation tensors to `accumulator`: `kernel` computes the batch's
+ * moments about the accumulator's shift and the accumulator adds them. The first batch's
+ * channel means (float64, rounded to float32 for the kernel) become the accumulator's shift.
+ */
+export async function accumulateBatch(
+  kernel: GramKernel,
+  accumulator: CovarianceAccumulator,
+  activations: readonly Tensor<'float32'>[],
+): Promise<Result<void>> {
+  const layout = activationLayout(activations);
+  if (typeof layout === 'string') return fail('bad-shape', layout);
+  if (layout.numModels !== accumulator.numModels || layout.width !== accumulator.width) {
+    return fail(
+      'bad-shape',
+      `Expected activations of ${accumulator.numModels} models x ${accumulator.width} channels, got ${layout.numModels} x ${layout.width}`,
+    );
+  }
+  let shift = accumulator.shift;
+  if (shift === undefined) {
+    const means = channelMeans(activations);
+    if (!means.ok) return means;
+    shift = means.value;
+  }
+  const moments = await kernel.moments(activations, Float32Array.from(shift));
+  if (!moments.ok) return moments;
+  accumulator.addBatch(moments.value);
+  return ok(undefined);
 }
 
 /** Selects channels [offset, offset + width) of an [N, C, ...] tensor (a space inside a concat). */
@@ -197,11 +232,7 @@ export async function collectStatistics(
       options.onProgress?.({ phase: 'statistics', done, total: data.numBatches });
     }
   } catch (error: unknown) {
-    const text = error instanceof Error ? error.message : String(error);
-    return fail(
-      'runtime-error',
-      `onnxruntime failed while collecting statistics: ${text.split('\n')[0]}`,
-    );
+    return runtimeFailure('onnxruntime failed while collecting statistics', error);
   } finally {
     for (const s of sessions) await s.release();
     await fused?.release();

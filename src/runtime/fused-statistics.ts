@@ -7,12 +7,13 @@
  * and back: bench/inference.ts measured that capture at 1.65-1.9x a plain ResNet-20 x1 pass,
  * most of it in those copies, not in the kernels.
  */
-import { fail, ok, type Result } from '../errors.js';
+import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { defaultOpset, type Dim, type Model, type Node } from '../onnx/model.js';
 import { int64Tensor, type Tensor } from '../onnx/tensor.js';
-import type { ActivationLayout } from '../stats/activations.js';
-import { allFinite, emitGram, stackMoments } from './gram.js';
+import type { ActivationLayout } from '../tensor/activations.js';
+import { allFinite } from '../tensor/finite.js';
+import { emitGram, stackMoments, type StackedMoments } from './gram.js';
 import { createSession, type RunOptions, type Session } from './session.js';
 
 /** One space whose moments the fused graph computes. */
@@ -31,7 +32,7 @@ export interface FusedSite {
 /** What one fused run returns. */
 export interface FusedBatch {
   /** Per site (in the order given): stacked sum [K*C] and Gram [K*C, K*C] about its shift, or undefined if not finite. */
-  readonly moments: readonly ({ sum: Float32Array; gram: Float32Array } | undefined)[];
+  readonly moments: readonly (StackedMoments | undefined)[];
   /** Per model, the extra values asked for, by their names in that model. */
   readonly extra: readonly Record<string, Tensor<'float32'>>[];
 }
@@ -181,11 +182,7 @@ export async function createFusedStatistics(
       try {
         outputs = await s.run(feeds);
       } catch (error: unknown) {
-        const text = error instanceof Error ? error.message : String(error);
-        return fail(
-          'runtime-error',
-          `onnxruntime failed in the statistics pass: ${text.split('\n')[0]}`,
-        );
+        return runtimeFailure('onnxruntime failed in the statistics pass', error);
       }
       const moments = sites.map((site, i) => {
         const m = stackMoments(outputs, `s${i}/`, numModels, site.width);

@@ -1,14 +1,33 @@
 /** @file Per-batch sum and Gram matrix of K models' stacked activations, as GEMMs on onnxruntime. */
-import { fail, ok, type Result } from '../errors.js';
+import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import type { Model } from '../onnx/model.js';
 import { float32Tensor, int64Tensor, type Tensor } from '../onnx/tensor.js';
-import { activationLayout, channelMeans, type ActivationLayout } from '../stats/activations.js';
-import type { BatchMoments, CovarianceAccumulator } from '../stats/covariance.js';
+import { activationLayout, type ActivationLayout } from '../tensor/activations.js';
+import { allFinite } from '../tensor/finite.js';
 import { createSession, type RunOptions, type Session } from './session.js';
 
 /**
- * Computes {@link BatchMoments} of one batch on onnxruntime: for K activation tensors
+ * The stacked sum and Gram of one space's K*C features (model-major: model k's channel c is
+ * row k*C + c) about a shift, in float32: `sum` [K*C] and `gram` [K*C, K*C] row-major.
+ */
+export interface StackedMoments {
+  readonly sum: Float32Array;
+  readonly gram: Float32Array;
+}
+
+/**
+ * What {@link GramKernel} hands back for one batch: the {@link StackedMoments} of its `count`
+ * samples about `shift`. Plain arrays: the statistics layer accumulates them (its
+ * `BatchMoments` has this shape), the runtime keeps no statistics.
+ */
+export interface GramMoments extends StackedMoments {
+  readonly count: number;
+  readonly shift: Float32Array;
+}
+
+/**
+ * Computes {@link GramMoments} of one batch on onnxruntime: for K activation tensors
  * `[N, C, ...spatial]` and a shift of K*C values, the sum and Gram of the stacked features
  * minus the shift. One session per input shape (K, dims) and NaN mode, built on first use.
  */
@@ -17,7 +36,7 @@ export interface GramKernel {
   moments(
     activations: readonly Tensor<'float32'>[],
     shift: Float32Array,
-  ): Promise<Result<BatchMoments>>;
+  ): Promise<Result<GramMoments>>;
   /** Releases every cached session; the kernel must not be used afterwards. */
   release(): Promise<void>;
 }
@@ -79,7 +98,7 @@ export function createGramKernel(options: GramKernelOptions = {}): GramKernel {
     mode: NanMode,
     activations: readonly Tensor<'float32'>[],
     shift: Float32Array,
-  ): Promise<Result<BatchMoments>> {
+  ): Promise<Result<GramMoments>> {
     const session = await sessionFor(layout, mode);
     if (!session.ok) return session;
     const { numModels, width } = layout;
@@ -91,11 +110,7 @@ export function createGramKernel(options: GramKernelOptions = {}): GramKernel {
     try {
       outputs = await session.value.run(feeds);
     } catch (error: unknown) {
-      const text = error instanceof Error ? error.message : String(error);
-      return fail(
-        'runtime-error',
-        `onnxruntime failed computing the Gram matrix: ${text.split('\n')[0]}`,
-      );
+      return runtimeFailure('onnxruntime failed computing the Gram matrix', error);
     }
     const { sum, gram } = stackMoments(outputs, '', numModels, width);
     return ok({ count: layout.count, shift, sum, gram });
@@ -104,18 +119,18 @@ export function createGramKernel(options: GramKernelOptions = {}): GramKernel {
   return {
     async moments(activations, shift) {
       const layout = activationLayout(activations);
-      if (!layout.ok) return layout;
-      const size = layout.value.numModels * layout.value.width;
+      if (typeof layout === 'string') return fail('bad-shape', layout);
+      const size = layout.numModels * layout.width;
       if (shift.length !== size) {
         return fail('bad-shape', `Expected a shift of ${size} values (K*C), got ${shift.length}`);
       }
-      const fast = await run(layout.value, 'fast', activations, shift);
+      const fast = await run(layout, 'fast', activations, shift);
       if (!fast.ok || (allFinite(fast.value.sum) && allFinite(fast.value.gram))) return fast;
-      const safe = await run(layout.value, 'nan-safe', activations, shift);
+      const safe = await run(layout, 'nan-safe', activations, shift);
       if (!safe.ok || (allFinite(safe.value.sum) && allFinite(safe.value.gram))) return safe;
       return fail(
         'bad-statistics',
-        `Expected finite activations, got infinite values (or float32 overflow) in a batch of shape [${layout.value.dims.join(', ')}]`,
+        `Expected finite activations, got infinite values (or float32 overflow) in a batch of shape [${layout.dims.join(', ')}]`,
       );
     },
     async release() {
@@ -124,38 +139,6 @@ export function createGramKernel(options: GramKernelOptions = {}): GramKernel {
       for (const session of await Promise.all(all)) if (session.ok) await session.value.release();
     },
   };
-}
-
-/**
- * Adds one batch of K activation tensors to `accumulator` through `kernel`. The first batch's
- * channel means (float64, rounded to float32 for the kernel) become the accumulator's shift.
- */
-export async function accumulateBatch(
-  kernel: GramKernel,
-  accumulator: CovarianceAccumulator,
-  activations: readonly Tensor<'float32'>[],
-): Promise<Result<void>> {
-  const layout = activationLayout(activations);
-  if (!layout.ok) return layout;
-  if (
-    layout.value.numModels !== accumulator.numModels ||
-    layout.value.width !== accumulator.width
-  ) {
-    return fail(
-      'bad-shape',
-      `Expected activations of ${accumulator.numModels} models x ${accumulator.width} channels, got ${layout.value.numModels} x ${layout.value.width}`,
-    );
-  }
-  let shift = accumulator.shift;
-  if (shift === undefined) {
-    const means = channelMeans(activations);
-    if (!means.ok) return means;
-    shift = means.value;
-  }
-  const moments = await kernel.moments(activations, Float32Array.from(shift));
-  if (!moments.ok) return moments;
-  accumulator.addBatch(moments.value);
-  return ok(undefined);
 }
 
 /**
@@ -288,7 +271,7 @@ export function stackMoments(
   prefix: string,
   numModels: number,
   width: number,
-): { sum: Float32Array; gram: Float32Array } {
+): StackedMoments {
   const size = numModels * width;
   const sum = new Float32Array(size);
   const gram = new Float32Array(size * size);
@@ -307,9 +290,4 @@ export function stackMoments(
     }
   }
   return { sum, gram };
-}
-
-export function allFinite(values: ArrayLike<number>): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return false;
-  return true;
 }

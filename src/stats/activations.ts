@@ -1,74 +1,6 @@
-/** @file Layout checks and per-channel means of the K models' activations at one feature site. */
+/** @file Per-channel means of the K models' activations at one feature site (the Gram shift). */
 import { fail, ok, type Result } from '../errors.js';
-
-/**
- * One model's activations for one batch, row-major: `[N, C, ...spatial]` (conv `[N, C, H, W]`,
- * linear `[N, C]`). Channel axis 1 is the feature axis; every other axis indexes a sample, so
- * the tensor reads as C x P with P = N * prod(spatial). Structurally an onnx float32 Tensor.
- */
-export interface ActivationBatch {
-  readonly dims: readonly number[];
-  readonly data: Float32Array;
-}
-
-/** The shape shared by the K models' activations of one batch. */
-export interface ActivationLayout {
-  /** K, the number of models (one activation tensor each). */
-  readonly numModels: number;
-  /** C, channels per model. */
-  readonly width: number;
-  /** N, the batch axis. */
-  readonly batch: number;
-  /** prod(spatial); 1 for `[N, C]`. */
-  readonly spatial: number;
-  /** P = N * spatial, the samples this batch adds to the statistics. */
-  readonly count: number;
-  /** The common dims, `[N, C, ...spatial]`. */
-  readonly dims: readonly number[];
-}
-
-/**
- * Checks that K >= 1 activation tensors share one `[N, C, ...spatial]` shape and that each
- * holds exactly that many values.
- */
-export function activationLayout(batches: readonly ActivationBatch[]): Result<ActivationLayout> {
-  const first = batches[0];
-  if (first === undefined)
-    return fail('bad-shape', 'Expected activations of at least one model, got none');
-  const dims = first.dims;
-  if (dims.length < 2) {
-    return fail(
-      'bad-shape',
-      `Expected activations of rank >= 2 ([N, C, ...]), got [${dims.join(', ')}]`,
-    );
-  }
-  for (const [k, b] of batches.entries()) {
-    if (b.dims.length !== dims.length || b.dims.some((d, i) => d !== dims[i])) {
-      return fail(
-        'bad-shape',
-        `Expected model ${k}'s activations to have shape [${dims.join(', ')}] like model 0, got [${b.dims.join(', ')}]`,
-      );
-    }
-    const size = dims.reduce((a, d) => a * d, 1);
-    if (b.data.length !== size) {
-      return fail(
-        'bad-shape',
-        `Expected ${size} values in model ${k}'s activations, got ${b.data.length}`,
-      );
-    }
-  }
-  const batch = dims[0]!;
-  const width = dims[1]!;
-  const spatial = dims.slice(2).reduce((a, d) => a * d, 1);
-  return ok({
-    numModels: batches.length,
-    width,
-    batch,
-    spatial,
-    count: batch * spatial,
-    dims: [...dims],
-  });
-}
+import { activationLayout, type ActivationBatch } from '../tensor/activations.js';
 
 /**
  * Per-channel means of the stacked activations (length K*C, model-major), in float64, with NaN
@@ -81,8 +13,8 @@ export function activationLayout(batches: readonly ActivationBatch[]): Result<Ac
  */
 export function channelMeans(batches: readonly ActivationBatch[]): Result<Float64Array> {
   const layout = activationLayout(batches);
-  if (!layout.ok) return layout;
-  const { width, batch, spatial, count } = layout.value;
+  if (typeof layout === 'string') return fail('bad-shape', layout);
+  const { width, batch, spatial, count } = layout;
   const means = new Float64Array(batches.length * width);
   for (const [k, b] of batches.entries()) {
     const data = b.data;

@@ -1,5 +1,6 @@
 /** @file Statistics files: named accumulators <-> bytes (JSON header + float64 LE), and shard sums. */
 import { fail, ok, type Result } from '../errors.js';
+import { allFinite } from '../tensor/finite.js';
 import { CovarianceAccumulator } from './covariance.js';
 
 /** The accumulators of a model set, one per feature space id, in a stable order. */
@@ -205,9 +206,4 @@ function parseHeaderSpaces(header: unknown): HeaderSpace[] | string {
     parsed.push({ id, numModels, width, count: count as number });
   }
   return parsed;
-}
-
-function allFinite(values: Float64Array): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return false;
-  return true;
 }

@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Tensor } from '../../src/onnx/tensor.js';
-import { accumulateBatch, createGramKernel } from '../../src/runtime/gram.js';
-import type { ActivationBatch } from '../../src/stats/activations.js';
+import { accumulateBatch } from '../../src/merge/collect.js';
+import { createGramKernel } from '../../src/runtime/gram.js';
 import { CovarianceAccumulator, type Statistics } from '../../src/stats/covariance.js';
+import type { ActivationBatch } from '../../src/tensor/activations.js';
 import { Random } from '../../src/tensor/random.js';
 import {
   covarianceError,

@@ -1,7 +1,7 @@
 /** @file Float64 reference statistics and random activations for the statistics tests. */
-import { Random } from '../../src/tensor/random.js';
-import type { ActivationBatch } from '../../src/stats/activations.js';
 import type { BatchMoments } from '../../src/stats/covariance.js';
+import type { ActivationBatch } from '../../src/tensor/activations.js';
+import { Random } from '../../src/tensor/random.js';
 
 /** Stacked features of one batch as rows [Kn][P] in float64, NaN read as 0. */
 export function stackedRows(batch: readonly ActivationBatch[]): Float64Array[] {
