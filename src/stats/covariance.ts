@@ -190,7 +190,8 @@ export class CovarianceAccumulator {
   }
 
   /**
-   * Mean, covariance and correlation. Fails when no samples were added.
+   * Mean, covariance and correlation ({@link correlationFromCovariance}). Fails when no
+   * samples were added.
    *
    * NOTE: a covariance diagonal that rounding made slightly negative (a near-constant channel)
    * is clamped to 0, so sqrt stays real and R stays finite; a dead channel then has R = 0 in
@@ -215,15 +216,7 @@ export class CovarianceAccumulator {
       }
       if (covariance[i * n + i]! < 0) covariance[i * n + i] = 0;
     }
-    const std = new Float64Array(n);
-    for (let i = 0; i < n; i++) std[i] = Math.sqrt(covariance[i * n + i]!);
-    const correlation = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const k = i * n + j;
-        correlation[k] = covariance[k]! / Math.max(std[i]! * std[j]!, CORRELATION_EPSILON);
-      }
-    }
+    const correlation = correlationFromCovariance(covariance, n);
     return ok({
       numModels: this.numModels,
       width: this.width,
@@ -248,6 +241,40 @@ export class CovarianceAccumulator {
     for (let i = 0; i < sum.length; i++) this.sumValue[i]! += sum[i]!;
     for (let i = 0; i < gram.length; i++) this.gramValue[i]! += gram[i]!;
   }
+}
+
+/**
+ * Correlation from a covariance, both [size, size] row-major:
+ * R_ij = C_ij / max(sqrt(C_ii) sqrt(C_jj), {@link CORRELATION_EPSILON}).
+ *
+ * A zero-variance channel (dead, or constant over the data) has C_ii = 0 and, by
+ * Cauchy-Schwarz, C_ij = 0 (exactly, when the accumulator's shift is the channel's constant):
+ * the floor turns 0/0 into 0, so its whole row and column of R are 0, its own diagonal R_ii
+ * included (not 1). The matchers then see it as uncorrelated with everything, itself too.
+ *
+ * NaN is not hidden: a NaN entry of C gives NaN in R, and so does a negative variance (its
+ * square root is NaN); the matchers reject NaN. {@link CovarianceAccumulator.finalize} clamps a
+ * variance that rounding made slightly negative to 0 before calling this.
+ *
+ * NOTE: the denominator multiplies the two standard deviations (not sqrt of the product) like
+ * the reference's `compute_correlation`, so equal inputs give bit-equal correlations and the
+ * greedy matcher breaks near-ties the same way.
+ */
+export function correlationFromCovariance(covariance: Float64Array, size: number): Float64Array {
+  if (covariance.length !== size * size) {
+    throw new RangeError(`covariance has ${covariance.length} entries, expected ${size} x ${size}`);
+  }
+  const std = new Float64Array(size);
+  for (let i = 0; i < size; i++) std[i] = Math.sqrt(covariance[i * size + i]!);
+  const correlation = new Float64Array(size * size);
+  for (let i = 0; i < size; i++) {
+    for (let j = 0; j < size; j++) {
+      const k = i * size + j;
+      // Math.max propagates NaN, so a NaN standard deviation makes R_ij NaN.
+      correlation[k] = covariance[k]! / Math.max(std[i]! * std[j]!, CORRELATION_EPSILON);
+    }
+  }
+  return correlation;
 }
 
 /**

@@ -2,7 +2,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { channelMeans } from '../../src/stats/activations.js';
-import { CovarianceAccumulator, rebaseMoments } from '../../src/stats/covariance.js';
+import {
+  correlationFromCovariance,
+  CovarianceAccumulator,
+  rebaseMoments,
+} from '../../src/stats/covariance.js';
 import { Random } from '../../src/tensor/random.js';
 import {
   covarianceError,
@@ -124,5 +128,57 @@ describe('CovarianceAccumulator (float64 moments)', () => {
     });
     assert.ok(!result.ok);
     assert.match(result.message, /got 4, 4 and 15/);
+  });
+});
+
+describe('correlationFromCovariance', () => {
+  it('divides by the product of standard deviations', () => {
+    const covariance = Float64Array.from([4, 2, -3, 2, 9, 0, -3, 0, 1]);
+    const expected = [1, 2 / 6, -3 / 2, 2 / 6, 1, 0, -3 / 2, 0, 1];
+    assert.deepEqual([...correlationFromCovariance(covariance, 3)], expected);
+  });
+
+  it('gives a zero-variance channel a zero row and column, its own diagonal included', () => {
+    const covariance = Float64Array.from([1, 0, 0.5, 0, 0, 0, 0.5, 0, 4]);
+    assert.deepEqual(
+      [...correlationFromCovariance(covariance, 3)],
+      [1, 0, 0.25, 0, 0, 0, 0.25, 0, 1],
+    );
+  });
+
+  it('propagates NaN: a NaN covariance entry, and a negative variance (its sqrt is NaN)', () => {
+    const withNan = correlationFromCovariance(Float64Array.from([1, NaN, NaN, 1]), 2);
+    assert.deepEqual([...withNan], [1, NaN, NaN, 1]);
+    const negative = correlationFromCovariance(Float64Array.from([1, 0.5, 0.5, -1e-20]), 2);
+    assert.deepEqual([...negative], [1, NaN, NaN, NaN]);
+  });
+
+  it('clamps tiny denominators to 1e-7', () => {
+    const covariance = Float64Array.from([1e-16, 1e-15, 1e-15, 1e-16]);
+    assert.equal(correlationFromCovariance(covariance, 2)[1], 1e-15 / 1e-7);
+  });
+
+  it('finalize clamps a variance that rounding made negative to 0, so R stays finite', () => {
+    // Channel 0: 2 samples about shift 0 with sum 2 and a sum of squares just under 2, so
+    // E[x^2] - E[x]^2 = -5e-13; its covariance with channel 1 is exactly 0.
+    const acc = CovarianceAccumulator.fromState({
+      numModels: 1,
+      width: 2,
+      count: 2,
+      shift: new Float64Array(2),
+      sum: Float64Array.from([2, 1]),
+      gram: Float64Array.from([2 - 1e-12, 1, 1, 8.5]),
+    });
+    assert.ok(acc.ok);
+    const { covariance, correlation } = finalized(acc.value);
+    assert.equal(covariance[0], 0);
+    assert.deepEqual([...correlation], [0, 0, 0, 1]);
+  });
+
+  it('EXPECTED FAILURE - a covariance that is not size x size is our bug: it throws', () => {
+    assert.throws(
+      () => correlationFromCovariance(new Float64Array(5), 2),
+      /^RangeError: covariance has 5 entries, expected 2 x 2$/,
+    );
   });
 });
