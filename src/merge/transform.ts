@@ -25,7 +25,12 @@ export interface SpaceTransform {
 /**
  * The transforms of a matching given as groups (per merged channel, the sorted original
  * indices in [0, K*n); model k's channel j is k*n + j): M_k averages each group's members
- * from model k; U_k sends each of model k's channels to its group's merged channel.
+ * from model k; U_k sends each of model k's channels to its group's merged channel. These are
+ * the per-model blocks of ALGORITHM.md's U (U[f, c] = 1 iff f is in group c) and
+ * M = (U D^-1)^T, kept sparse.
+ *
+ * NOTE: exact averages; the reference divides by (|group| + 1e-5), which shrinks every merged
+ * weight by about 1e-5 relative for no stated reason.
  */
 export function transformFromGroups(
   groups: readonly (readonly number[])[],
