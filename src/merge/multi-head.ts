@@ -1,5 +1,6 @@
 /** @file Partial zipping: a merged trunk up to a stop point, then one head per source model reading U_k f*. */
 import type { AnalyzedGraph } from '../graph/analyze.js';
+import { gemmWeightAxes } from '../graph/rules/gemm.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import type { Dim, Model, Node, ValueInfo } from '../onnx/model.js';
 import { scoreOutputsMetadata } from '../onnx/model-io.js';
@@ -21,12 +22,9 @@ export function headName(k: number, name: string): string {
   return `h${k}/${name}`;
 }
 
-/** The axis of a weight op's weight that its input channels live on. */
-function columnsAxis(node: Node): number {
-  if (node.opType === 'Gemm') {
-    const transB = node.attributes.transB;
-    return transB?.type === 'int' && transB.value === 1 ? 1 : 0;
-  }
+/** The axis of a weight op's weight (of dims `dims`) that its input channels live on. */
+function columnsAxis(node: Node, dims: readonly number[]): number {
+  if (node.opType === 'Gemm') return gemmWeightAxes(node, dims).inputAxis;
   return node.opType === 'MatMul' ? 0 : 1;
 }
 
@@ -135,7 +133,7 @@ function addHead(
         folded
           ? applyAlongAxis(
               tensor as Tensor<'float32'>,
-              columnsAxis(node),
+              columnsAxis(node, tensor.dims),
               [{ space: stop.space, width: unmerge.outWidth, repeat: 1 }],
               [unmerge],
             )

@@ -1,8 +1,9 @@
 /** @file Statistics correction after merging: BatchNorm reset, or REPAIR folded into the producers. */
 import { ok, runtimeFailure, type Result } from '../errors.js';
 import type { Batches } from '../data/dataset.js';
-import { intAttr, floatAttr } from '../graph/attributes.js';
+import { floatAttr } from '../graph/attributes.js';
 import type { AnalyzedGraph } from '../graph/analyze.js';
+import { gemmWeightAxes } from '../graph/rules/gemm.js';
 import type { FeatureSpace } from '../graph/spaces.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { defaultOpset, type Model, type Node } from '../onnx/model.js';
@@ -413,7 +414,7 @@ function foldCorrections(
     const node = nodes[index]!;
     const weightName = node.inputs[1]!;
     const weight = initializers.get(weightName) as Tensor<'float32'>;
-    const rowsAxis = node.opType === 'Gemm' && intAttr(node, 'transB', 0) === 0 ? 1 : 0;
+    const rowsAxis = node.opType === 'Gemm' ? gemmWeightAxes(node, weight.dims).outputAxis : 0;
     initializers.set(weightName, scaleAxis(weight, rowsAxis, scale));
     const biasName =
       node.inputs[2] && node.inputs[2] !== '' ? node.inputs[2] : `${node.name}/zipit_bias`;
