@@ -1,13 +1,29 @@
 /**
- * @file The public API of zipit-merge, grouped by the data flow:
- * ONNX files -> graph analysis -> statistics -> matching -> zip propagation -> merged ONNX.
+ * @file The public API of zipit-merge, one level deep: everything a library user (and the
+ * `zipit` CLI, which imports nothing else of the library) needs, grouped by the data flow
+ * ONNX files -> feature spaces -> statistics -> matching -> merged ONNX -> evaluation.
+ * Internals (the graph builder, onnxruntime sessions, the statistics accumulators, the op rule
+ * table, test helpers) stay behind their modules.
  */
 
-/* Errors as data. */
+/* Errors as data: a function that can fail on the user's input returns a Result. */
 export { ok, fail, type Result, type Failure, type FailureReason } from './errors.js';
+
+/* Progress: long operations take an optional listener of these events. */
 export type { ProgressEvent, ProgressListener } from './progress.js';
 
-/* ONNX models: read, write, build. */
+/*
+ * ONNX models in memory and on disk. Every write is atomic and refuses to replace one of the
+ * `protect`ed inputs (also through symbolic or hard links); checkOutputPath checks that before
+ * any work starts.
+ */
+export {
+  readModelFile,
+  writeModelFile,
+  writeFileAtomic,
+  checkOutputPath,
+  type OutputOptions,
+} from './onnx/files.js';
 export {
   decodeModel,
   encodeModel,
@@ -16,67 +32,145 @@ export {
   type Node,
   type ValueInfo,
   type Attribute,
+  type Dim,
 } from './onnx/model.js';
-export { readModelFile, writeModelFile, writeFileAtomic } from './onnx/files.js';
-export { GraphBuilder } from './onnx/builder.js';
-export { type Tensor, type DType, float32Tensor } from './onnx/tensor.js';
+export type { Tensor, DType } from './onnx/tensor.js';
+export { modelImageShape, scoredOutputs } from './onnx/model-io.js';
+
+/*
+ * A model's own metadata: the input preprocessing and the classes it was trained on, as zipit's
+ * training and merges store them. Pass them to mergeModels and evaluateModels instead of
+ * retyping them; explicit values win over stored ones in resolvePreprocessing.
+ */
 export {
   storedPreprocessing,
   resolvePreprocessing,
   storedClassLabels,
+  storedTrainedClasses,
+  storedTasks,
   type Preprocessing,
 } from './onnx/preprocessing.js';
 
-/* Graph analysis: shapes, feature spaces, FLOPs. */
+/*
+ * Inspection: a model's shapes, its feature spaces (channel axes that must be permuted
+ * together, derived from the graph), its cost in MACs, and the stop points of partial zipping.
+ */
 export { analyzeGraph, type AnalyzedGraph } from './graph/analyze.js';
 export {
   analyzeSpaces,
   type FeatureSpace,
   type SpaceAnalysis,
+  type SpaceKind,
+  type ConcatSpace,
   type ParamBinding,
   type Segment,
 } from './graph/spaces.js';
 export { countMacs } from './graph/flops.js';
 export { SUPPORTED_OPS, type SupportedOp } from './graph/rules/index.js';
+export { findStopPoints, allStopPointIds, type StopPoint } from './merge/stop-points.js';
 
-/* Running models. */
-export {
-  createSession,
-  withCapturedOutputs,
-  type Session,
-  type RunOptions,
-} from './runtime/session.js';
-
-/* Data. */
-export { loadData, parseDataSpec, parseTasks } from './data/spec.js';
+/* Data: dataset specs (`fashion-mnist:train`, `idx:...`, `cifar10:...`), tasks, draws, batches. */
+export { loadData, parseDataSpec, dataFilesOf, parseTasks, type DataSpec } from './data/spec.js';
 export { loadFashionMnist } from './data/fashion-mnist.js';
-export { batches, selectClasses, takeBalanced, type Dataset, type Batch } from './data/dataset.js';
+export {
+  takeBalanced,
+  selectClasses,
+  batches,
+  type Dataset,
+  type Batch,
+  type Normalization,
+} from './data/dataset.js';
 
-/* Statistics and matching (pure). */
-export { CovarianceAccumulator, type Statistics } from './stats/covariance.js';
-export { encodeStatistics, decodeStatistics, sumStatistics } from './stats/file.js';
-export { matchers, parseMatchOptions, MATCH_METHODS, type MatchMethod } from './match/index.js';
-export type { Matching, MatchOptions, Matcher } from './match/types.js';
+/* Matching (pure): correlation matrix -> Matching, by method name; the paper's defaults. */
+export {
+  matchers,
+  parseMatchOptions,
+  MATCH_METHODS,
+  DEFAULT_MATCH_OPTIONS,
+  type MatchMethod,
+  type RawMatchOptions,
+  type ParsedMatchOptions,
+  type Matching,
+  type MatchOptions,
+  type Matcher,
+} from './match/index.js';
 
-/* Merging. */
+/*
+ * Merging K models of one architecture (ZipIt!, Permute, weight averaging; partial zipping;
+ * statistics correction), and the default memory budget a merge is held to.
+ * permuteChannels makes a function-preserving permuted copy of a model: a merge of a model with
+ * it must give the model back.
+ */
 export {
   mergeModels,
   type MergeOptions,
   type MergeResult,
   type MergeReport,
+  type SpaceReport,
 } from './merge/pipeline.js';
-export { findStopPoints, resolveStopPoint, type StopPoint } from './merge/stop-points.js';
+export { defaultMemoryLimit, type MachineMemory } from './merge/memory-estimate.js';
 export { permuteChannels } from './merge/permute-model.js';
 
-/* Models, evaluation and reports. */
+/*
+ * Statistics in shards: collectMergeStatistics measures one shard of the merge data, the files
+ * of several shards sum to the statistics of all, which mergeModels takes as
+ * `options.statistics`.
+ */
+export { collectMergeStatistics } from './merge/pipeline.js';
+export {
+  encodeStatistics,
+  decodeStatistics,
+  sumStatistics,
+  sumStatisticsFiles,
+  type StatisticsSet,
+  type StatisticsFileBytes,
+  type LabeledStatistics,
+} from './stats/file.js';
+
+/* Training zoo models (MLP, VGG, ResNet-20) with onnxruntime, written as inference ONNX. */
+export {
+  trainModel,
+  checkTrainOptions,
+  taskAccuracy,
+  type TrainOptions,
+  type TrainedModel,
+  type TrainSummary,
+  type Head,
+} from './train/trainer.js';
+export type { Schedule } from './train/schedule.js';
 export {
   buildZooModel,
   ARCHITECTURES,
   type Architecture,
   type ZooSpec,
 } from './zoo/architectures.js';
-export { evaluateModels, modelScores, type EvalModel } from './eval/evaluate.js';
+
+/* Evaluation: joint and per-task accuracy by the reference's rules; raw scores per output. */
+export { evaluateModels, modelScores, type EvalModel, type EvalOptions } from './eval/evaluate.js';
 export { scoreTasks, type Accuracy, type ScoreSource } from './eval/metrics.js';
-export { compareMethods, DEFAULT_METHODS, type MethodSpec } from './experiment/compare.js';
+
+/* Experiments: every baseline on one set of models; the paper's experiment over random splits. */
+export {
+  compareMethods,
+  DEFAULT_METHODS,
+  type MethodSpec,
+  type CompareInput,
+  type CompareOutput,
+} from './experiment/compare.js';
+export {
+  runExperiment,
+  markdownTable,
+  type ExperimentOptions,
+  type ExperimentResults,
+  type PairResult,
+} from './experiment/experiment.js';
+
+/* Reports: a self-contained HTML page of a comparison. */
 export { renderReport } from './report/html.js';
-export type { ReportData } from './report/types.js';
+export type {
+  ReportData,
+  ReportRow,
+  ReportTask,
+  ReportMarker,
+  CurvePoint,
+} from './report/types.js';

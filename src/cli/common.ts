@@ -1,20 +1,11 @@
-/** @file Shared CLI plumbing: the command result contract, argument parsers, progress bars. */
+/** @file Shared CLI plumbing: the real streams, argument parsers, progress bars, and the options several commands declare. */
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { Result } from '../errors.js';
-import { DEFAULT_MATCH_OPTIONS } from '../match/types.js';
-import { defaultMemoryLimit } from '../merge/memory-estimate.js';
+import { DEFAULT_MATCH_OPTIONS, defaultMemoryLimit } from '../index.js';
 import type { ProgressListener } from '../progress.js';
+import type { CliIo } from './command.js';
 import { printable } from './printable.js';
-
-/** Where a command writes: results to `out` (stdout), progress and notes to `err` (stderr). */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-  /** True when stderr is a terminal (draw bars) rather than a log (print phase lines). */
-  readonly interactive: boolean;
-}
 
 /** The real process streams. */
 export function processIo(): CliIo {
@@ -29,9 +20,6 @@ export function processIo(): CliIo {
     interactive: Boolean(process.stderr.isTTY),
   };
 }
-
-/** A command's body: resolves to ok, or a Failure the CLI prints as one line (exit 1). */
-export type CommandBody = () => Promise<Result<void>>;
 
 /** Commander parser for a float; `name` appears in the message. */
 export function parseFloatOption(name: string) {
@@ -131,6 +119,36 @@ function formatNumber(value: number): string {
   return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3);
 }
 
+/** The data spec a command merges or trains on when `--data` is not given. */
+export const TRAIN_DATA = 'fashion-mnist:train';
+
+/** The data spec a command evaluates on when not told otherwise. */
+export const TEST_DATA = 'fashion-mnist:test';
+
+/** A data-spec option (`--data <spec>` unless `flags` says otherwise) with its default. */
+export function dataOption(
+  description: string,
+  fallback = TRAIN_DATA,
+  flags = '--data <spec>',
+): Option {
+  return new Option(flags, description).default(fallback);
+}
+
+/** `--tasks <sets>`: class sets separated by '/', one per model; resolveTasks reads it. */
+export function tasksOption(description: string): Option {
+  return new Option('--tasks <sets>', description);
+}
+
+/** `--samples <n>`: how many images a draw takes (at least 1). */
+export function samplesOption(description: string, fallback = 5000): Option {
+  return intOption('--samples <n>', description, fallback, 1);
+}
+
+/** `--seed <n>`: the seed of a random draw (a non-negative integer). */
+export function seedOption(description: string, fallback = 0): Option {
+  return intOption('--seed <n>', description, fallback);
+}
+
 /** Adds `--mean` and `--std` (input preprocessing after /255) to a command that feeds data. */
 export function withPreprocessingOptions(command: Command): Command {
   return command
@@ -149,16 +167,31 @@ export function withPreprocessingOptions(command: Command): Command {
 /** The default `--threads`: 2, or 1 on a single-core machine (never more than the cores). */
 export const DEFAULT_THREADS = Math.min(2, availableParallelism());
 
+/** `--threads <n>`: onnxruntime's intra-op threads, from 1 to the cores (see parseThreadsOption). */
+export function threadsOption(
+  description = 'onnxruntime threads (at most the number of cores)',
+): Option {
+  return new Option('--threads <n>', description)
+    .default(DEFAULT_THREADS)
+    .argParser(parseThreadsOption());
+}
+
+/** The flags {@link withRunOptions} adds. */
+export interface RunFlags {
+  readonly threads: number;
+}
+
+/** The flags {@link withRunOptions} adds when given a batch size. */
+export interface BatchRunFlags extends RunFlags {
+  readonly batch: number;
+}
+
 /** Adds `--threads` (onnxruntime intra-op threads), and `--batch` when a default is given. */
 export function withRunOptions(command: Command, batch?: number): Command {
   if (batch !== undefined) {
     command.addOption(intOption('--batch <n>', 'batch size', batch, 1));
   }
-  return command.addOption(
-    new Option('--threads <n>', 'onnxruntime threads (at most the number of cores)')
-      .default(DEFAULT_THREADS)
-      .argParser(parseThreadsOption()),
-  );
+  return command.addOption(threadsOption());
 }
 
 /** An integer option (`flags` like '--samples <n>') with a default, checked to be >= `min`. */
@@ -180,6 +213,22 @@ export function defaultMaxMemoryGiB(): number {
     ...(constrained !== undefined && constrained < totalmem() ? { constrained } : {}),
   });
   return Math.floor((limit / 2 ** 30) * 10) / 10;
+}
+
+/** `--max-memory <GiB>`: the memory budget of a merge, defaulting to {@link defaultMaxMemoryGiB}. */
+export function maxMemoryOption(): Option {
+  return new Option(
+    '--max-memory <GiB>',
+    'refuse merges estimated to need more memory than this (the whole merge; 80% of the memory available now by default)',
+  )
+    .default(defaultMaxMemoryGiB())
+    .argParser(parseFloatOption('--max-memory'));
+}
+
+/** The flags {@link withZipitOptions} adds. */
+export interface ZipitFlags {
+  readonly alpha: number;
+  readonly beta: number;
 }
 
 /** Adds ZipIt!'s `--alpha` and `--beta`, defaulting to the reference's values. */

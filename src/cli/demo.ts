@@ -3,16 +3,19 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { fail, ok, type Result } from '../errors.js';
-import { loadFashionMnist } from '../data/fashion-mnist.js';
-import { compareMethods } from '../experiment/compare.js';
 import { readRegularFile } from '../files/regular-file.js';
-import { allStopPointIds } from '../merge/stop-points.js';
-import { readModelFile, writeFileAtomic } from '../onnx/files.js';
+import {
+  compareMethods,
+  loadFashionMnist,
+  readModelFile,
+  writeFileAtomic,
+  type Model,
+} from '../index.js';
 import { renderReport } from '../report/html.js';
-import { comparisonReport } from './compare.js';
-import type { RegisterCommand } from './commands.js';
-import { intOption, progressBar, withRunOptions } from './common.js';
-import { mergeData } from './inputs.js';
+import type { RegisterCommand } from './command.js';
+import { progressBar, samplesOption, withRunOptions, type RunFlags } from './common.js';
+import { mergeData, stopPointList } from './inputs.js';
+import { comparisonReport, taskName } from './reports.js';
 import { formatTable } from './table.js';
 
 /** The committed demo pair's description (models/resnet20-pair/pair.json). */
@@ -21,6 +24,12 @@ interface DemoPair {
   readonly tasks: number[][];
   readonly preprocessing: { mean: number[]; std: number[] };
   readonly models: string[];
+}
+
+interface DemoFlags extends RunFlags {
+  out: string;
+  samples: number;
+  stopPoints?: string;
 }
 
 /** models/resnet20-pair (trained by `zipit train`), found from this file in src/cli or dist/cli. */
@@ -55,18 +64,18 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
       .command('demo')
       .description('merge the committed demo pair with every method and print the comparison table')
       .option('--out <dir>', 'folder for the HTML report', 'out')
-      .addOption(intOption('--samples <n>', 'merge images', 2000, 1))
+      .addOption(samplesOption('merge images', 2000))
       .option(
         '--stop-points <list>',
         "partial zipping at these stop points: 'all' or comma-separated ids (default: four spread from the first to the last)",
       ),
-  ).action((flags: { out: string; samples: number; threads: number; stopPoints?: string }) =>
+  ).action((flags: DemoFlags) =>
     run(async () => {
       const start = performance.now();
       const dir = demoDir();
       const pair = readPair(dir);
       if (!pair.ok) return pair;
-      const models = [];
+      const models: Model[] = [];
       for (const file of pair.value.models) {
         const model = readModelFile(join(dir, file));
         if (!model.ok) return model;
@@ -83,14 +92,8 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
       );
       // Partial zipping too, the paper's main lever. Every stop point of the ResNet-20 pair
       // took the demo to 3 min 8 s on 2 cores; four spread over the depth keep it under 3.
-      const all = allStopPointIds(models[0]!);
-      if (!all.ok) return all;
-      const stopPoints =
-        flags.stopPoints === 'all'
-          ? all.value
-          : flags.stopPoints !== undefined
-            ? flags.stopPoints.split(',')
-            : spread(all.value, 4);
+      const stopPoints = stopPointList(models[0]!, flags.stopPoints, (all) => spread(all, 4));
+      if (!stopPoints.ok) return stopPoints;
       const bar = progressBar(io);
       const result = await compareMethods({
         models,
@@ -100,14 +103,12 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
         testData: test.value,
         normalization: pair.value.preprocessing,
         threads: flags.threads,
-        stopPoints,
+        stopPoints: stopPoints.value,
         onProgress: bar.listener,
       });
       bar.stop();
       if (!result.ok) return result;
-      const taskNames = pair.value.tasks.map(
-        (t, i) => `Task ${String.fromCharCode(65 + i)} (${t.join(',')})`,
-      );
+      const taskNames = pair.value.tasks.map((t, i) => `${taskName(i)} (${t.join(',')})`);
       io.out(formatTable(result.value.rows, taskNames));
       const report = comparisonReport(
         'zipit demo: merging two Fashion-MNIST models without training',

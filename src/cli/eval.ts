@@ -1,18 +1,22 @@
 /** @file `zipit eval`: joint and per-task accuracy of one model, a multi-output model, or an ensemble. */
 import { ok } from '../errors.js';
-import { evaluateModels } from '../eval/evaluate.js';
-import type { RegisterCommand } from './commands.js';
-import { progressBar, withPreprocessingOptions, withRunOptions } from './common.js';
-import { formatPercent, loadDataset, loadModels, resolveTasks } from './inputs.js';
+import { evaluateModels, loadData } from '../index.js';
+import type { RegisterCommand } from './command.js';
+import {
+  dataOption,
+  progressBar,
+  tasksOption,
+  TEST_DATA,
+  withPreprocessingOptions,
+  withRunOptions,
+  type BatchRunFlags,
+} from './common.js';
+import { formatPercent, loadModels, resolveTasks, type PreprocessingFlags } from './inputs.js';
 
-interface EvalFlags {
+interface EvalFlags extends PreprocessingFlags, BatchRunFlags {
   data: string;
   tasks?: string;
   json?: boolean;
-  mean?: number[];
-  std?: number[];
-  batch: number;
-  threads: number;
 }
 
 /** Registers `zipit eval`. */
@@ -23,14 +27,16 @@ export const registerEval: RegisterCommand = (program, io, run) => {
         .command('eval')
         .description('joint and per-task accuracy of a model, or of several models as an ensemble')
         .argument('<models...>', 'ONNX model files (several = the ensemble)')
-        .option(
-          '--data <spec>',
-          'fashion-mnist:test | fashion-mnist:train | idx:<images>,<labels> | cifar10:<dir>:train|test',
-          'fashion-mnist:test',
+        .addOption(
+          dataOption(
+            'fashion-mnist:test | fashion-mnist:train | idx:<images>,<labels> | cifar10:<dir>:train|test',
+            TEST_DATA,
+          ),
         )
-        .option(
-          '--tasks <sets>',
-          "class sets separated by '/', one per model or head, e.g. 0,2,4,6,8/1,3,5,7,9 (default: the classes the models were trained on, if stored; else one task of all classes)",
+        .addOption(
+          tasksOption(
+            "class sets separated by '/', one per model or head, e.g. 0,2,4,6,8/1,3,5,7,9 (default: the classes the models were trained on, if stored; else one task of all classes)",
+          ),
         )
         .option('--json', 'print one JSON object on stdout'),
     ),
@@ -39,7 +45,7 @@ export const registerEval: RegisterCommand = (program, io, run) => {
     run(async () => {
       const models = loadModels(paths, flags);
       if (!models.ok) return models;
-      const dataset = loadDataset(flags.data);
+      const dataset = loadData(flags.data);
       if (!dataset.ok) return dataset;
       const tasks = resolveTasks(
         flags.tasks,

@@ -1,18 +1,29 @@
 /** @file `zipit experiment`: the paper's experiment on Fashion-MNIST (train pairs, choose alpha/beta, compare, aggregate). */
 import { join, resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
-import { dataFilesOf, loadData } from '../data/spec.js';
-import { markdownTable, runExperiment } from '../experiment/experiment.js';
-import { checkNotAnInput } from '../files/identity.js';
-import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
-import { renderReport } from '../report/html.js';
-import { ARCHITECTURES, type Architecture } from '../zoo/architectures.js';
-import type { RegisterCommand } from './commands.js';
-import { parseNumberList, progressBar, withRunOptions, intOption } from './common.js';
+import {
+  ARCHITECTURES,
+  markdownTable,
+  runExperiment,
+  writeFileAtomic,
+  type Architecture,
+} from '../index.js';
+import type { RegisterCommand } from './command.js';
+import {
+  intOption,
+  parseNumberList,
+  progressBar,
+  samplesOption,
+  seedOption,
+  withRunOptions,
+  type RunFlags,
+} from './common.js';
+import { checkNotInputs, commandInputs, loadSplits } from './inputs.js';
 import { printable } from './printable.js';
+import { checkReportPath, sourceMarkers, taskName, writeReport } from './reports.js';
 import { formatTable } from './table.js';
 
-interface ExperimentFlags {
+interface ExperimentFlags extends RunFlags {
   arch: string;
   width: number;
   pairs: number;
@@ -24,7 +35,6 @@ interface ExperimentFlags {
   alphas?: number[];
   betas?: number[];
   report?: string;
-  threads: number;
 }
 
 /** Registers `zipit experiment`. */
@@ -45,8 +55,8 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         'folder for models, results.json and results.md (reused to resume)',
         'runs/experiment',
       )
-      .addOption(intOption('--samples <n>', 'merge images', 5000, 1))
-      .addOption(intOption('--seed <n>', 'base seed', 0))
+      .addOption(samplesOption('merge images'))
+      .addOption(seedOption('base seed'))
       .option('--alphas <list>', 'alpha grid for the held-out pair', parseNumberList('--alphas'))
       .option('--betas <list>', 'beta grid for the held-out pair', parseNumberList('--betas'))
       .option('--report <file>', 'write a self-contained HTML report'),
@@ -60,32 +70,25 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
       }
       // The data files it reads; the results and the report may replace none of them, nor
       // the report the results. The report's folders are made when it is written.
-      const inputFiles = [
-        ...dataFilesOf(`${flags.data}:train`),
-        ...dataFilesOf(`${flags.data}:test`),
-      ];
+      const trainSpec = `${flags.data}:train`;
+      const testSpec = `${flags.data}:test`;
+      const inputFiles = commandInputs([], [trainSpec, testSpec]);
       const results = [join(flags.out, 'results.json'), join(flags.out, 'results.md')];
-      const reportOptions = { flag: '--report', createFolders: true } as const;
-      for (const path of results) {
-        const safe = checkNotAnInput(path, inputFiles);
-        if (!safe.ok) return safe;
-      }
+      const safe = checkNotInputs(results, inputFiles);
+      if (!safe.ok) return safe;
       if (flags.report !== undefined) {
-        const writable = checkOutputPath(flags.report, [...inputFiles, ...results], reportOptions);
+        const writable = checkReportPath(flags.report, [...inputFiles, ...results]);
         if (!writable.ok) return writable;
       }
-      const train = loadData(`${flags.data}:train`);
-      if (!train.ok) return train;
-      const test = loadData(`${flags.data}:test`);
-      if (!test.ok) return test;
+      const splits = loadSplits(trainSpec, testSpec);
+      if (!splits.ok) return splits;
       const bar = progressBar(io);
       const result = await runExperiment({
         arch: flags.arch as Architecture,
         width: flags.width,
         pairs: flags.pairs,
         epochs: flags.epochs,
-        train: train.value,
-        test: test.value,
+        ...splits.value,
         out: flags.out,
         samples: flags.samples,
         seed: flags.seed,
@@ -103,43 +106,39 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
       const markdown = markdownTable(result.value);
       const written = writeFileAtomic(join(flags.out, 'results.md'), markdown, inputFiles);
       if (!written.ok) return written;
-      io.out(formatTable(result.value.summary, ['Task A', 'Task B']));
+      io.out(formatTable(result.value.summary, [taskName(0), taskName(1)]));
       io.out(
         `\nresults: ${resolve(flags.out, 'results.json')}, ${resolve(flags.out, 'results.md')}`,
       );
       if (flags.report !== undefined) {
         const zipRows = result.value.summary.filter((r) => /^ZipIt!\d+\/\d+$/.test(r.method));
-        const html = renderReport({
-          title: `zipit experiment: ${flags.arch} x${flags.width} on ${flags.data}`,
-          subtitle: `zipit experiment --arch ${flags.arch} --width ${flags.width} --pairs ${flags.pairs} --epochs ${flags.epochs}; mean ± std over ${result.value.pairs.length} pairs`,
-          tasks: [
-            { name: 'Task A', classes: result.value.pairs[0]?.tasks[0] ?? [] },
-            { name: 'Task B', classes: result.value.pairs[0]?.tasks[1] ?? [] },
-          ],
-          rows: result.value.summary,
-          curve: zipRows.map((r) => {
-            const [zipped, total] = r.method.replace('ZipIt!', '').split('/').map(Number) as [
-              number,
-              number,
-            ];
-            return {
-              label: `${zipped}/${total}`,
-              zipped,
-              total,
-              joint: r.joint,
-              avg: r.avg,
-              flops: r.flops,
-            };
-          }),
-          markers: result.value.summary
-            .filter((r) => r.method.startsWith('Model') || r.method === 'Ensemble')
-            .map((r) => ({ label: r.method, joint: r.joint, avg: r.avg, flops: r.flops })),
-        });
-        const saved = writeFileAtomic(
+        const saved = writeReport(
           flags.report,
-          html,
+          {
+            title: `zipit experiment: ${flags.arch} x${flags.width} on ${flags.data}`,
+            subtitle: `zipit experiment --arch ${flags.arch} --width ${flags.width} --pairs ${flags.pairs} --epochs ${flags.epochs}; mean ± std over ${result.value.pairs.length} pairs`,
+            tasks: [
+              { name: taskName(0), classes: result.value.pairs[0]?.tasks[0] ?? [] },
+              { name: taskName(1), classes: result.value.pairs[0]?.tasks[1] ?? [] },
+            ],
+            rows: result.value.summary,
+            curve: zipRows.map((r) => {
+              const [zipped, total] = r.method.replace('ZipIt!', '').split('/').map(Number) as [
+                number,
+                number,
+              ];
+              return {
+                label: `${zipped}/${total}`,
+                zipped,
+                total,
+                joint: r.joint,
+                avg: r.avg,
+                flops: r.flops,
+              };
+            }),
+            markers: sourceMarkers(result.value.summary),
+          },
           [...inputFiles, ...results],
-          reportOptions,
         );
         if (!saved.ok) return saved;
         io.out(`report: ${printable(resolve(flags.report))}`);

@@ -1,10 +1,21 @@
-/** @file Shared input handling for commands: model files, data specs, tasks, preprocessing. */
+/** @file Shared input handling for commands: model files, data specs, tasks, preprocessing, stop points, statistics files. */
 import { fail, ok, type Result } from '../errors.js';
-import { takeBalanced, type Dataset } from '../data/dataset.js';
-import { dataFilesOf, loadData, parseTasks } from '../data/spec.js';
-import { readModelFile } from '../onnx/files.js';
-import type { Model } from '../onnx/model.js';
-import { resolvePreprocessing, storedTasks } from '../onnx/preprocessing.js';
+import { checkNotAnInput } from '../files/identity.js';
+import { MAX_STATISTICS_BYTES, readRegularFile } from '../files/regular-file.js';
+import {
+  allStopPointIds,
+  dataFilesOf,
+  loadData,
+  parseTasks,
+  readModelFile,
+  resolvePreprocessing,
+  storedTasks,
+  sumStatisticsFiles,
+  takeBalanced,
+  type Dataset,
+  type Model,
+  type StatisticsSet,
+} from '../index.js';
 
 /** Flags every data-feeding command accepts. */
 export interface PreprocessingFlags {
@@ -67,9 +78,28 @@ export function commandInputs(
   return [...models, ...dataSpecs.flatMap((spec) => dataFilesOf(spec)), ...others];
 }
 
-/** Loads a data spec. */
-export function loadDataset(spec: string): Result<Dataset> {
-  return loadData(spec);
+/** The training and the test data of a command that trains, loaded in that order. */
+export function loadSplits(
+  trainSpec: string,
+  testSpec: string,
+): Result<{ train: Dataset; test: Dataset }> {
+  const train = loadData(trainSpec);
+  if (!train.ok) return train;
+  const test = loadData(testSpec);
+  if (!test.ok) return test;
+  return ok({ train: train.value, test: test.value });
+}
+
+/** Fails when one of `outputs` is (or links to) one of `inputs`: no output may replace an input. */
+export function checkNotInputs(
+  outputs: readonly string[],
+  inputs: readonly string[],
+): Result<void> {
+  for (const output of outputs) {
+    const safe = checkNotAnInput(output, inputs);
+    if (!safe.ok) return safe;
+  }
+  return ok(undefined);
 }
 
 /**
@@ -112,8 +142,7 @@ export interface MergeInputFlags extends PreprocessingFlags {
 }
 
 /** What a merging command starts from. */
-export interface MergeInputs {
-  readonly models: LoadedModel[];
+export interface MergeInputs extends MergeSources {
   readonly tasks: number[][];
   /** The merge data: `samples` images of the tasks' classes, drawn evenly and seeded. */
   readonly data: Dataset;
@@ -134,7 +163,7 @@ export function loadMergeInputs(
   if (!models.ok) return models;
   const shared = checkSamePreprocessing(models.value);
   if (!shared.ok) return shared;
-  const dataset = loadDataset(flags.data);
+  const dataset = loadData(flags.data);
   if (!dataset.ok) return dataset;
   const tasks = resolveTasks(
     flags.tasks,
@@ -144,5 +173,55 @@ export function loadMergeInputs(
   if (!tasks.ok) return tasks;
   const data = mergeData(dataset.value, tasks.value.flat(), flags.samples, flags.seed);
   if (!data.ok) return data;
-  return ok({ models: models.value, tasks: tasks.value, data: data.value });
+  return ok({
+    ...mergeSources(models.value),
+    tasks: tasks.value,
+    data: data.value,
+  });
+}
+
+/** Loaded models as mergeModels and compareMethods take them. */
+export interface MergeSources {
+  readonly models: Model[];
+  /** Each model's label in messages and reports: its path. */
+  readonly labels: string[];
+  /** The preprocessing they share (checkSamePreprocessing): the first model's. */
+  readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
+}
+
+function mergeSources(loaded: readonly LoadedModel[]): MergeSources {
+  const first = loaded[0]!;
+  return {
+    models: loaded.map((m) => m.model),
+    labels: loaded.map((m) => m.path),
+    normalization: { mean: first.mean, std: first.std },
+  };
+}
+
+/**
+ * The stop points `--stop-points` names: 'all' of the model's, or comma-separated ids. When it
+ * is absent: `fallback` of all the model's (which are then listed first, even for an id list),
+ * or none.
+ */
+export function stopPointList(
+  model: Model,
+  text: string | undefined,
+  fallback?: (all: string[]) => string[],
+): Result<string[]> {
+  if (fallback === undefined && text !== 'all') return ok(text?.split(',') ?? []);
+  const all = allStopPointIds(model);
+  if (!all.ok) return all;
+  if (text === 'all') return ok(all.value);
+  return ok(text !== undefined ? text.split(',') : (fallback?.(all.value) ?? []));
+}
+
+/** Reads statistics files (shards from `zipit stats`) and sums them. */
+export function loadStatistics(paths: readonly string[]): Result<StatisticsSet> {
+  const files: { label: string; bytes: Uint8Array }[] = [];
+  for (const path of paths) {
+    const bytes = readRegularFile(path, 'statistics file', MAX_STATISTICS_BYTES);
+    if (!bytes.ok) return bytes;
+    files.push({ label: path, bytes: bytes.value });
+  }
+  return sumStatisticsFiles(files);
 }

@@ -1,11 +1,7 @@
 /** @file `zipit inspect`: the feature spaces of a model in graph order, and its stop points. */
 import { ok } from '../errors.js';
-import { analyzeGraph } from '../graph/analyze.js';
-import { countMacs } from '../graph/flops.js';
-import { analyzeSpaces } from '../graph/spaces.js';
-import { findStopPoints } from '../merge/stop-points.js';
-import { readModelFile } from '../onnx/files.js';
-import type { RegisterCommand } from './commands.js';
+import { analyzeGraph, analyzeSpaces, countMacs, findStopPoints, readModelFile } from '../index.js';
+import type { RegisterCommand } from './command.js';
 import { printable } from './printable.js';
 
 /** Registers `zipit inspect`. */

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** @file The `zipit` command line: the only file that sets the exit code. */
 import { Command, CommanderError } from 'commander';
-import { processIo, type CliIo, type CommandBody } from './common.js';
-import { registerCommands } from './commands.js';
-import { printable } from './printable.js';
+import { errorFirstLine } from '../errors.js';
 import { onFirstTemporaryFile, removeTemporaryFiles } from '../files/temporary-files.js';
+import type { CliIo, CommandBody } from './command.js';
+import { registerCommands } from './commands.js';
+import { processIo } from './common.js';
+import { printable } from './printable.js';
 
 /**
  * On SIGINT or SIGTERM, removes the temporary file of an output being written, then exits
@@ -35,9 +37,8 @@ async function runBody(io: CliIo, body: CommandBody, debug: boolean): Promise<nu
     return 1;
   } catch (error: unknown) {
     // Our bug, not the user's: one line unless --debug asks for the stack.
-    const text = error instanceof Error ? error.message : String(error);
     io.err(
-      `zipit: internal error: ${printable(text.split('\n')[0] ?? '')} (rerun with --debug for details)`,
+      `zipit: internal error: ${printable(errorFirstLine(error))} (rerun with --debug for details)`,
     );
     if (debug && error instanceof Error && error.stack) io.err(error.stack);
     return 70;

@@ -1,50 +1,48 @@
 /** @file `zipit merge`: zip K models into one ONNX model. */
-import { Option } from 'commander';
 import { resolve } from 'node:path';
-import type { Dataset } from '../data/dataset.js';
 import { fail, ok, type Result } from '../errors.js';
-import { compareMethods, type CompareOutput, type MethodSpec } from '../experiment/compare.js';
-import type { MatchMethod } from '../match/index.js';
-import { renderReport } from '../report/html.js';
-import { comparisonReport } from './compare.js';
-import { formatTable } from './table.js';
-import { parseMatchOptions } from '../match/index.js';
-import { readFileBytes } from '../data/read-file.js';
-import { MAX_STATISTICS_BYTES } from '../files/regular-file.js';
-import { sumStatisticsFiles, type StatisticsSet } from '../stats/file.js';
-import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
-import { mergeModels, type MergeResult } from '../merge/pipeline.js';
-import type { RegisterCommand } from './commands.js';
 import {
-  defaultMaxMemoryGiB,
-  parseFloatOption,
+  checkOutputPath,
+  compareMethods,
+  loadData,
+  mergeModels,
+  parseMatchOptions,
+  type CompareOutput,
+  type Dataset,
+  type MatchMethod,
+  type MergeResult,
+  type MethodSpec,
+  type StatisticsSet,
+  writeModelFile,
+} from '../index.js';
+import type { RegisterCommand } from './command.js';
+import {
+  dataOption,
+  maxMemoryOption,
   progressBar,
+  samplesOption,
+  seedOption,
+  tasksOption,
+  TEST_DATA,
   withPreprocessingOptions,
   withRunOptions,
   withZipitOptions,
-  intOption,
+  type BatchRunFlags,
+  type ZipitFlags,
 } from './common.js';
 import { printable } from './printable.js';
-import { commandInputs, loadDataset, loadMergeInputs } from './inputs.js';
+import { commandInputs, loadMergeInputs, loadStatistics, type MergeInputFlags } from './inputs.js';
+import { checkReportPath, comparisonReport, taskNames, writeReport } from './reports.js';
+import { formatTable } from './table.js';
 
-interface MergeFlags {
+interface MergeFlags extends MergeInputFlags, ZipitFlags, BatchRunFlags {
   method: string;
-  alpha: number;
-  beta: number;
-  data: string;
-  samples: number;
-  tasks?: string;
-  seed: number;
   out: string;
   json?: boolean;
   repair: boolean;
   stopAt?: string;
   maxMemory: number;
   stats?: string[];
-  mean?: number[];
-  std?: number[];
-  batch: number;
-  threads: number;
   report?: string;
   testData: string;
 }
@@ -69,27 +67,19 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           .argument('<models...>', 'two or more ONNX model files of the same architecture')
           .requiredOption('--out <file>', 'where to write the merged ONNX model')
           .option('--method <name>', 'zipit | permute | wavg', 'zipit')
-          .option('--data <spec>', 'merge data (labels unused)', 'fashion-mnist:train')
+          .addOption(dataOption('merge data (labels unused)'))
+          .addOption(samplesOption('merge images, drawn evenly from the classes'))
           .addOption(
-            intOption('--samples <n>', 'merge images, drawn evenly from the classes', 5000, 1),
+            tasksOption(
+              "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
+            ),
           )
-          .option(
-            '--tasks <sets>',
-            "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
-          )
-          .addOption(intOption('--seed <n>', 'seed of the merge-data draw', 0))
+          .addOption(seedOption('seed of the merge-data draw'))
           .option(
             '--stop-at <point>',
             "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
           )
-          .addOption(
-            new Option(
-              '--max-memory <GiB>',
-              'refuse merges estimated to need more memory than this (the whole merge; 80% of the memory available now by default)',
-            )
-              .default(defaultMaxMemoryGiB())
-              .argParser(parseFloatOption('--max-memory')),
-          )
+          .addOption(maxMemoryOption())
           .option(
             '--stats <files...>',
             "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
@@ -99,7 +89,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             '--report <file>',
             'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
           )
-          .option('--test-data <spec>', 'evaluation data of --report', 'fashion-mnist:test')
+          .addOption(dataOption('evaluation data of --report', TEST_DATA, '--test-data <spec>'))
           .option('--json', 'print one JSON object on stdout'),
       ),
     ),
@@ -123,7 +113,6 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       );
       const writable = checkOutputPath(flags.out, inputFiles);
       if (!writable.ok) return writable;
-      const reportOptions = { flag: '--report', createFolders: true } as const;
       let test: Dataset | undefined;
       if (flags.report !== undefined) {
         if (flags.stats !== undefined)
@@ -137,34 +126,23 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             `--report ${flags.report} is one of the models or --out; choose another file.`,
           );
         // Its folders are made when it is written, after the merge: a failed run leaves none.
-        const reportWritable = checkOutputPath(
-          flags.report,
-          [...inputFiles, flags.out],
-          reportOptions,
-        );
+        const reportWritable = checkReportPath(flags.report, [...inputFiles, flags.out]);
         if (!reportWritable.ok) return reportWritable;
-        const loadedTest = loadDataset(flags.testData);
+        const loadedTest = loadData(flags.testData);
         if (!loadedTest.ok) return loadedTest;
         test = loadedTest.value;
       }
       const inputs = loadMergeInputs(paths, flags, test);
       if (!inputs.ok) return inputs;
-      const { models, data, tasks } = inputs.value;
+      const { models, labels, normalization, data, tasks } = inputs.value;
       let statistics: StatisticsSet | undefined;
       if (flags.stats !== undefined) {
-        const files: { label: string; bytes: Uint8Array }[] = [];
-        for (const path of flags.stats) {
-          const bytes = readFileBytes(path, 'statistics file', MAX_STATISTICS_BYTES);
-          if (!bytes.ok) return bytes;
-          files.push({ label: path, bytes: bytes.value });
-        }
-        const summed = sumStatisticsFiles(files);
+        const summed = loadStatistics(flags.stats);
         if (!summed.ok) return summed;
         statistics = summed.value;
       }
       const loaded = performance.now();
       const bar = progressBar(io);
-      const first = models[0]!;
       let compared: CompareOutput | undefined;
       let result: Result<MergeResult>;
       if (test !== undefined) {
@@ -178,12 +156,12 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
         };
         const comparison = await compareMethods({
-          models: models.map((m) => m.model),
-          labels: models.map((m) => m.path),
+          models,
+          labels,
           tasks,
           mergeData: data,
           testData: test,
-          normalization: { mean: first.mean, std: first.std },
+          normalization,
           methods: [spec],
           repair: flags.repair,
           threads: flags.threads,
@@ -194,23 +172,17 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         if (comparison.ok) compared = comparison.value;
         result = comparison.ok ? ok([...comparison.value.merges.values()][0]!) : comparison;
       } else {
-        result = await mergeModels(
-          models.map((m) => m.model),
-          models.map((m) => m.path),
-          data,
-          { mean: first.mean, std: first.std },
-          {
-            method: match.value.method,
-            match: match.value.options,
-            repair: flags.repair,
-            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-            memoryLimit: flags.maxMemory * 2 ** 30,
-            ...(statistics ? { statistics } : {}),
-            batchSize: flags.batch,
-            threads: flags.threads,
-            onProgress: bar.listener,
-          },
-        );
+        result = await mergeModels(models, labels, data, normalization, {
+          method: match.value.method,
+          match: match.value.options,
+          repair: flags.repair,
+          ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+          memoryLimit: flags.maxMemory * 2 ** 30,
+          ...(statistics ? { statistics } : {}),
+          batchSize: flags.batch,
+          threads: flags.threads,
+          onProgress: bar.listener,
+        });
       }
       bar.stop();
       if (!result.ok) return result;
@@ -254,22 +226,14 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         );
       }
       if (compared !== undefined && flags.report !== undefined) {
-        const names = tasks.map((_, i) => `Task ${String.fromCharCode(65 + i)}`);
-        if (!flags.json) io.out(formatTable(compared.rows, names));
-        const html = renderReport(
-          comparisonReport(
-            `zipit merge: ${paths.join(' + ')}`,
-            `zipit merge ${paths.join(' ')} --method ${flags.method}${flags.stopAt !== undefined ? ` --stop-at ${flags.stopAt}` : ''} --samples ${flags.samples}; evaluated on ${flags.testData}`,
-            tasks,
-            compared,
-          ),
+        if (!flags.json) io.out(formatTable(compared.rows, taskNames(tasks.length)));
+        const report = comparisonReport(
+          `zipit merge: ${paths.join(' + ')}`,
+          `zipit merge ${paths.join(' ')} --method ${flags.method}${flags.stopAt !== undefined ? ` --stop-at ${flags.stopAt}` : ''} --samples ${flags.samples}; evaluated on ${flags.testData}`,
+          tasks,
+          compared,
         );
-        const saved = writeFileAtomic(
-          flags.report,
-          html,
-          [...inputFiles, flags.out],
-          reportOptions,
-        );
+        const saved = writeReport(flags.report, report, [...inputFiles, flags.out]);
         if (!saved.ok) return saved;
         io.err(`report: ${printable(resolve(flags.report))}`);
       }

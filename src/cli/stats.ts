@@ -1,23 +1,27 @@
 /** @file `zipit stats`: the statistics of a merge on one shard of the data, saved to a file that `zipit merge --stats` sums. */
 import { ok } from '../errors.js';
-import { collectMergeStatistics } from '../merge/pipeline.js';
-import { checkOutputPath, writeFileAtomic } from '../onnx/files.js';
-import { encodeStatistics } from '../stats/file.js';
-import type { RegisterCommand } from './commands.js';
-import { progressBar, withPreprocessingOptions, withRunOptions, intOption } from './common.js';
-import { commandInputs, loadMergeInputs } from './inputs.js';
+import {
+  checkOutputPath,
+  collectMergeStatistics,
+  encodeStatistics,
+  writeFileAtomic,
+} from '../index.js';
+import type { RegisterCommand } from './command.js';
+import {
+  dataOption,
+  progressBar,
+  samplesOption,
+  seedOption,
+  tasksOption,
+  withPreprocessingOptions,
+  withRunOptions,
+  type BatchRunFlags,
+} from './common.js';
+import { commandInputs, loadMergeInputs, type MergeInputFlags } from './inputs.js';
 
-interface StatsFlags {
+interface StatsFlags extends MergeInputFlags, BatchRunFlags {
   out: string;
-  data: string;
-  samples: number;
-  tasks?: string;
-  seed: number;
   stopAt?: string;
-  mean?: number[];
-  std?: number[];
-  batch: number;
-  threads: number;
 }
 
 /** Registers `zipit stats`. */
@@ -31,10 +35,10 @@ export const registerStats: RegisterCommand = (program, io, run) => {
         )
         .argument('<models...>', 'the models to be merged, in merge order')
         .requiredOption('--out <file>', 'statistics file to write')
-        .option('--data <spec>', 'this shard of the merge data', 'fashion-mnist:train')
-        .addOption(intOption('--samples <n>', 'images drawn evenly from the classes', 5000, 1))
-        .option('--tasks <sets>', "the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9")
-        .addOption(intOption('--seed <n>', 'seed of the draw (use a different one per shard)', 0))
+        .addOption(dataOption('this shard of the merge data'))
+        .addOption(samplesOption('images drawn evenly from the classes'))
+        .addOption(tasksOption("the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
+        .addOption(seedOption('seed of the draw (use a different one per shard)'))
         .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)'),
     ),
     128,
@@ -46,23 +50,15 @@ export const registerStats: RegisterCommand = (program, io, run) => {
       if (!writable.ok) return writable;
       const inputs = loadMergeInputs(paths, flags);
       if (!inputs.ok) return inputs;
-      const { models, data } = inputs.value;
+      const { models, labels, normalization, data } = inputs.value;
       const bar = progressBar(io);
-      const first = models[0]!;
-      const statistics = await collectMergeStatistics(
-        models.map((m) => m.model),
-        paths,
-        data,
-        { mean: first.mean, std: first.std },
-        {
-          method: 'zipit',
-          match: { alpha: 0.3, beta: 0.125 },
-          batchSize: flags.batch,
-          threads: flags.threads,
-          onProgress: bar.listener,
-          ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-        },
-      );
+      const statistics = await collectMergeStatistics(models, labels, data, normalization, {
+        method: 'zipit',
+        batchSize: flags.batch,
+        threads: flags.threads,
+        onProgress: bar.listener,
+        ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+      });
       bar.stop();
       if (!statistics.ok) return statistics;
       const written = writeFileAtomic(flags.out, encodeStatistics(statistics.value), inputFiles);

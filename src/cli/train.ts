@@ -2,34 +2,37 @@
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { dataFilesOf, loadData, parseTasks } from '../data/spec.js';
-import type { Dataset } from '../data/dataset.js';
 import { fail, ok, type Result } from '../errors.js';
-import { checkNotAnInput } from '../files/identity.js';
 import { writeFailure } from '../files/write-errors.js';
-import { checkOutputPath, writeFileAtomic, writeModelFile } from '../onnx/files.js';
-import { storedClassLabels, storedPreprocessing } from '../onnx/preprocessing.js';
 import {
+  checkOutputPath,
   checkTrainOptions,
+  parseTasks,
+  storedClassLabels,
+  storedPreprocessing,
   taskAccuracy,
   trainModel,
+  writeFileAtomic,
+  writeModelFile,
+  type Architecture,
+  type Dataset,
   type Head,
+  type Schedule,
   type TrainOptions,
-} from '../train/trainer.js';
-import type { Schedule } from '../train/schedule.js';
-import type { Architecture } from '../zoo/architectures.js';
+} from '../index.js';
+import type { CliIo, RegisterCommand } from './command.js';
 import {
-  DEFAULT_THREADS,
+  dataOption,
   parseFloatOption,
   parseIntOption,
-  parseThreadsOption,
   progressBar,
-  type CliIo,
+  threadsOption,
+  type RunFlags,
 } from './common.js';
+import { checkNotInputs, commandInputs, loadSplits } from './inputs.js';
 import { printable } from './printable.js';
-import type { RegisterCommand } from './commands.js';
 
-interface SharedFlags {
+interface SharedFlags extends RunFlags {
   arch: string;
   width: number;
   epochs: number;
@@ -39,7 +42,6 @@ interface SharedFlags {
   lr: number;
   schedule: string;
   decay: string;
-  threads: number;
   head: string;
   out: string;
 }
@@ -81,7 +83,7 @@ function testSpecOf(flags: SharedFlags): string {
 
 /** The data files a training run reads (both specs'): no output may replace one. */
 function trainInputs(flags: SharedFlags): string[] {
-  return [...dataFilesOf(flags.data), ...dataFilesOf(testSpecOf(flags))];
+  return commandInputs([], [flags.data, testSpecOf(flags)]);
 }
 
 function baseOptions(
@@ -142,7 +144,7 @@ function addShared(command: Command): Command {
     .requiredOption('--arch <arch>', 'mlp, vgg or resnet20')
     .option('--width <n>', 'width multiplier', parseIntOption('--width', 1), 1)
     .option('--epochs <n>', 'epochs', parseIntOption('--epochs', 1), 6)
-    .option('--data <spec>', 'training data spec', 'fashion-mnist:train')
+    .addOption(dataOption('training data spec'))
     .option('--test <spec>', 'test data spec (default: the :test split of --data)')
     .option('--batch <n>', 'batch size', parseIntOption('--batch', 2), 128)
     .option('--lr <rate>', 'peak learning rate', parseFloatOption('--lr'), 0.1)
@@ -162,7 +164,7 @@ function addShared(command: Command): Command {
         .choices(['all', 'weights'])
         .default('all'),
     )
-    .option('--threads <n>', 'onnxruntime threads', parseThreadsOption(), DEFAULT_THREADS)
+    .addOption(threadsOption('onnxruntime threads'))
     .option(
       '--head <kind>',
       "'all' (a logit per class of the dataset) or 'own' (the trained classes only)",
@@ -199,11 +201,10 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         const inputFiles = trainInputs(flags);
         const probe = checkOutputPath(flags.out, inputFiles);
         if (!probe.ok) return probe;
-        const train = loadData(flags.data);
-        if (!train.ok) return train;
-        const test = loadData(testSpecOf(flags));
-        if (!test.ok) return test;
-        const result = await trainAndScore(io, options, train.value, test.value, 'model');
+        const data = loadSplits(flags.data, testSpecOf(flags));
+        if (!data.ok) return data;
+        const { train, test } = data.value;
+        const result = await trainAndScore(io, options, train, test, 'model');
         if (!result.ok) return result;
         const written = writeModelFile(flags.out, result.value.model, inputFiles);
         if (!written.ok) return written;
@@ -249,17 +250,14 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
         if (!folder.ok) return folder;
         const inputFiles = trainInputs(flags);
         const outputs = ['a.onnx', 'b.onnx', 'pair.json'].map((name) => join(flags.out, name));
-        for (const output of outputs) {
-          const safe = checkNotAnInput(output, inputFiles);
-          if (!safe.ok) return safe;
-        }
-        const train = loadData(flags.data);
-        if (!train.ok) return train;
-        const test = loadData(testSpecOf(flags));
-        if (!test.ok) return test;
+        const safe = checkNotInputs(outputs, inputFiles);
+        if (!safe.ok) return safe;
+        const data = loadSplits(flags.data, testSpecOf(flags));
+        if (!data.ok) return data;
+        const { train, test } = data.value;
         const results = [];
         for (const [i, o] of options.entries()) {
-          const result = await trainAndScore(io, o, train.value, test.value, i === 0 ? 'A' : 'B');
+          const result = await trainAndScore(io, o, train, test, i === 0 ? 'A' : 'B');
           if (!result.ok) return result;
           results.push(result.value);
         }
