@@ -177,48 +177,16 @@ function prepare(
   const graphs = analyzed.value;
   const spaces = analyzeSpaces(graphs[0]!);
   if (!spaces.ok) return spaces;
-  let stop: StopPoint | undefined;
-  if (options.stopAt !== undefined || headsDiffer(models)) {
-    const points = findStopPoints(graphs[0]!, spaces.value);
-    if (options.stopAt !== undefined) {
-      const resolved = resolveStopPoint(points, options.stopAt);
-      if (!resolved.ok) return resolved;
-      stop = resolved.value;
-    } else {
-      stop = points[points.length - 1];
-      if (stop === undefined)
-        return fail(
-          'unsupported-model',
-          'The models score different classes but have no point where one head per model could start.',
-        );
-    }
-  }
-  const maps = checkSameStructure(graphs, labels, stop ? stop.position + 1 : undefined);
+  const stop = chooseStopPoint(models, graphs[0]!, spaces.value, options.stopAt);
+  if (!stop.ok) return stop;
+  const maps = checkSameStructure(graphs, labels, stop.value ? stop.value.position + 1 : undefined);
   if (!maps.ok) return maps;
   const shape = modelImageShape(models[0]!);
   if (shape !== undefined) {
     const fits = checkImageShape(data, shape, labels[0]);
     if (!fits.ok) return fits;
   }
-  const position = new Map(graphs[0]!.model.graph.nodes.map((n, i) => [n.name, i]));
-  // With a stop point only the trunk's spaces are merged. The cut's space may go on in the heads
-  // (a residual stream cut mid-stage): it is measured at the cut, the only point the trunk has.
-  const inTrunk = (s: FeatureSpace): boolean =>
-    stop === undefined || s.producers.some((p) => (position.get(p) ?? Infinity) <= stop.position);
-  const mergeable = spaces.value.spaces
-    .filter((s) => s.kind !== 'fixed' && inTrunk(s))
-    .map((s) =>
-      stop !== undefined && s.id === stop.space
-        ? {
-            ...s,
-            site: { value: stop.value, offset: 0 },
-            producerOutputs: s.producerOutputs.filter(
-              (v) =>
-                (position.get(graphs[0]!.producer.get(v)?.name ?? '') ?? Infinity) <= stop.position,
-            ),
-          }
-        : s,
-    );
+  const mergeable = spacesToMerge(graphs[0]!, spaces.value, stop.value);
   const inputDims = [data.channels, data.height, data.width];
   // A model exported without a dynamic batch axis takes batches of exactly its batch size.
   const batchSize = staticBatch(models[0]!) ?? options.batchSize ?? 128;
@@ -242,12 +210,62 @@ function prepare(
     match,
     graphs,
     spaces: spaces.value,
-    stop,
+    stop: stop.value,
     maps: maps.value,
     mergeable,
     inputDims,
     pass: pass.value,
   });
+}
+
+/**
+ * Where the trunk ends: the user's stop point, else the deepest one when the models' heads
+ * score different classes (they cannot be zipped together), else none (a full zip).
+ */
+function chooseStopPoint(
+  models: readonly Model[],
+  graph: AnalyzedGraph,
+  spaces: SpaceAnalysis,
+  stopAt: string | undefined,
+): Result<StopPoint | undefined> {
+  if (stopAt === undefined && !headsDiffer(models)) return ok(undefined);
+  const points = findStopPoints(graph, spaces);
+  if (stopAt !== undefined) return resolveStopPoint(points, stopAt);
+  const deepest = points[points.length - 1];
+  if (deepest === undefined)
+    return fail(
+      'unsupported-model',
+      'The models score different classes but have no point where one head per model could start.',
+    );
+  return ok(deepest);
+}
+
+/**
+ * The spaces to merge: every non-fixed one, and with a stop point only the trunk's. The cut's
+ * space may go on in the heads (a residual stream cut mid-stage): it is measured at the cut,
+ * the only point the trunk has, and only its trunk producers are merged.
+ */
+function spacesToMerge(
+  graph: AnalyzedGraph,
+  spaces: SpaceAnalysis,
+  stop: StopPoint | undefined,
+): FeatureSpace[] {
+  const nonFixed = spaces.spaces.filter((s) => s.kind !== 'fixed');
+  if (stop === undefined) return nonFixed;
+  const position = new Map(graph.model.graph.nodes.map((n, i) => [n.name, i]));
+  const inTrunk = (node: string | undefined): boolean =>
+    (position.get(node ?? '') ?? Infinity) <= stop.position;
+  return nonFixed
+    .filter((s) => s.producers.some(inTrunk))
+    .map((s) =>
+      s.id === stop.space
+        ? {
+            ...s,
+            site: { value: stop.value, offset: 0 },
+            producerOutputs: s.producerOutputs.filter((v) => inTrunk(graph.producer.get(v)?.name)),
+          }
+        : s,
+    );
 }
 
 /**
