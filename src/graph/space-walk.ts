@@ -69,6 +69,8 @@ export class SpaceWalk {
   readonly bindings: ParamBinding[] = [];
   readonly concats: RawConcat[] = [];
   private readonly nodeOrder: ReadonlyMap<string, number>;
+  /** Fixed spaces opened by {@link fixedReading}, by value and axis. */
+  private readonly fixedReadings = new Map<string, ChannelLayout>();
 
   constructor(readonly graph: AnalyzedGraph) {
     this.nodeOrder = new Map(graph.model.graph.nodes.map((n, i) => [n.name, i]));
@@ -103,6 +105,26 @@ export class SpaceWalk {
   /** Marks every space of `layout` fixed, keeping the first reason given. */
   fix(layout: ChannelLayout | undefined, reason: string): void {
     for (const s of layout?.segments ?? []) this.space(s.space).fixedBy ??= reason;
+  }
+
+  /**
+   * The layout of `value` read along `axis` (`width` entries) when its traced channels are all
+   * fixed and on another axis: a new fixed space, opened once per value and axis at `position`.
+   */
+  fixedReading(
+    value: string,
+    axis: number,
+    width: number,
+    position: number,
+    reason: string,
+  ): ChannelLayout {
+    const key = `${value}|${axis}`;
+    const known = this.fixedReadings.get(key);
+    if (known !== undefined) return known;
+    const space = this.newSpace(width, position, reason);
+    const layout = { axis, segments: [{ space, width, repeat: 1 }] };
+    this.fixedReadings.set(key, layout);
+    return layout;
   }
 
   /** The inferred shape of a value ([] when unknown). */

@@ -1,5 +1,6 @@
 /** @file Pooling: windowed and global, all per-channel. */
 import { ok, type Result } from '../../errors.js';
+import type { Node } from '../../onnx/model.js';
 import { intAttr, intsAttr } from '../attributes.js';
 import type { ValueState } from '../value-state.js';
 import { windowShape } from './conv.js';
@@ -26,13 +27,26 @@ function globalShape(ctx: RuleContext): Result<ValueState[]> {
   return ok([{ shape: x.value.shape.map((d, i) => (i < 2 ? d : 1)) }]);
 }
 
-function reduceAxes(ctx: RuleContext, rank: number): number[] | undefined {
-  const fromAttr = intsAttr(ctx.node, 'axes');
+/**
+ * The axes a Reduce node reduces over, normalised for an input of rank `rank`: its `axes`
+ * attribute (opset < 18) or its constant second input `axesInput` (opset 18); undefined when not
+ * constant. Shared with the space analysis, which checks them against the channel axis.
+ */
+export function reduceAxesOf(
+  node: Node,
+  axesInput: ValueState | undefined,
+  rank: number,
+): number[] | undefined {
+  const fromAttr = intsAttr(node, 'axes');
   if (fromAttr !== undefined) return fromAttr.map((a) => normalizeAxis(a, rank));
-  const known = ctx.inputs[1]?.known;
+  const known = axesInput?.known;
   return known?.every((v) => typeof v === 'number')
     ? known.map((a) => normalizeAxis(a as number, rank))
     : undefined;
+}
+
+function reduceAxes(ctx: RuleContext, rank: number): number[] | undefined {
+  return reduceAxesOf(ctx.node, ctx.inputs[1], rank);
 }
 
 function reduceShape(ctx: RuleContext): Result<ValueState[]> {

@@ -226,13 +226,13 @@ export const squeezeRule: OpRule = {
   role: (ctx) => (ctx.inputs[0]?.known ? 'shape' : 'flatten'),
   inferShape: squeeze,
 };
-/** Concat: of shapes (folded) or of activations along channels (a concat space). */
+/**
+ * Concat: of shapes (folded) or of activations. Whether it runs along the channels (a concat
+ * space) or along another axis (a barrier) depends on where the inputs' channels are, which the
+ * space analysis knows (space-steps.ts): NCHW channels are on axis 1, MatMul outputs' on the last.
+ */
 export const concatRule: OpRule = {
-  role(ctx) {
-    if (allKnown(ctx)) return 'shape';
-    const rank = ctx.inputs[0]?.shape.length ?? 0;
-    return normalizeAxis(intAttr(ctx.node, 'axis', 1), rank) === 1 ? 'concat' : 'barrier';
-  },
+  role: (ctx) => (allKnown(ctx) ? 'shape' : 'concat'),
   inferShape: concat,
 };
 export const reshapeRule: OpRule = { role: reshapeRole, inferShape: reshape };

@@ -9,8 +9,10 @@ import type { ValueState } from '../value-state.js';
  * - `weight`: Conv/Gemm/MatMul with a weight initializer: reads a space, writes a new one;
  * - `per-channel`: output channels are the input's (element-wise, pooling, BN, LN, depthwise);
  * - `residual`: Add/Sum of activations: ties its inputs and output into one space;
- * - `concat`: channel concatenation: the output space is the direct sum of the inputs';
- * - `flatten`: Flatten/Reshape folding C x h x w into features (each channel repeated h*w);
+ * - `concat`: concatenation of activations: along the channels the output space is the direct
+ *   sum of the inputs'; along another axis the analysis treats it as a barrier;
+ * - `flatten`: Flatten/Reshape folding C x h x w into features (each channel repeated h*w), and
+ *   the ops that only move the channel axis (Squeeze, Unsqueeze, ReduceMean without keepdims);
  * - `shape`: computes shapes or indices only (Shape, Gather, Unsqueeze, ...), folded away;
  * - `barrier`: mixes channels in a way merging cannot follow (e.g. Softmax over channels):
  *   its input space is fixed.
