@@ -3,10 +3,12 @@ import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { GraphBuilder } from '../src/onnx/builder.js';
 import { float32Tensor, int64Tensor, type Tensor } from '../src/onnx/tensor.js';
-import { accumulateBatch, createGramKernel, gramLayout } from '../src/runtime/gram.js';
+import { accumulateBatch } from '../src/merge/collect.js';
+import { createGramKernel, gramLayout } from '../src/runtime/gram.js';
 import { createSession, type Session } from '../src/runtime/session.js';
-import { activationLayout, channelMeans } from '../src/stats/activations.js';
+import { channelMeans } from '../src/stats/activations.js';
 import { CovarianceAccumulator } from '../src/stats/covariance.js';
+import { activationLayout } from '../src/tensor/activations.js';
 import { Random } from '../src/tensor/random.js';
 import {
   covarianceError,
@@ -178,13 +180,13 @@ export async function benchStats(): Promise<object> {
 
     const gflops = countedFlops / ms.kernel! / 1e6;
     const layout = activationLayout(batches[0]!);
-    if (!layout.ok) throw new Error(layout.message);
+    if (typeof layout === 'string') throw new Error(layout);
     stages.push({
       dims,
       numModels: NUM_MODELS,
       stackedWidth: kn,
       positionsPerBatch: positions,
-      kernelLayout: gramLayout(layout.value),
+      kernelLayout: gramLayout(layout),
       kernelMs: round(ms.kernel!),
       countedGflops: round(gflops),
       peakGflopsMeasuredAlongside: round(peakGflops),
