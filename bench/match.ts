@@ -2,12 +2,9 @@
 import { pathToFileURL } from 'node:url';
 import { mulberry32 } from '../src/data/random.js';
 import { permuteMatch } from '../src/match/permute.js';
-import {
-  correlationFromCovariance,
-  DEFAULT_MATCH_OPTIONS,
-  type Matcher,
-} from '../src/match/types.js';
+import { DEFAULT_MATCH_OPTIONS, type Matcher } from '../src/match/types.js';
 import { zipMatch } from '../src/match/zip.js';
+import { correlationFromCovariance } from '../src/stats/covariance.js';
 
 /** Feature counts Kn to time, with K = 2 models of Kn / 2 features each. */
 const SIZES = [512, 2048, 4096];

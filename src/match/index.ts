@@ -15,12 +15,7 @@ export { weightAverageMatch } from './identity.js';
 export { permuteMatch } from './permute.js';
 export {
   checkMatchArguments,
-  correlationFromCovariance,
   DEFAULT_MATCH_OPTIONS,
-  mergeMatrix,
-  modelMergeBlock,
-  modelUnmergeBlock,
-  unmergeMatrix,
   type Matcher,
   type Matching,
   type MatchOptions,

@@ -1,7 +1,7 @@
 /** @file Shared helpers for the matcher tests: a seeded RNG, random correlations, the golden fixture. */
 import { readFileSync } from 'node:fs';
 import { mulberry32 } from '../../src/data/random.js';
-import { correlationFromCovariance } from '../../src/match/types.js';
+import { correlationFromCovariance } from '../../src/stats/covariance.js';
 
 /** A seeded uniform [0, 1) generator, so failures reproduce. */
 export const seededRandom = mulberry32;

@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import { solveAssignment } from '../../src/match/assignment.js';
 import { weightAverageMatch } from '../../src/match/identity.js';
 import { permuteMatch } from '../../src/match/permute.js';
-import { correlationFromCovariance, DEFAULT_MATCH_OPTIONS } from '../../src/match/types.js';
+import { DEFAULT_MATCH_OPTIONS } from '../../src/match/types.js';
+import { correlationFromCovariance } from '../../src/stats/covariance.js';
 import { loadGoldenCases, partitionProblem, randomCorrelation, seededRandom } from './helpers.js';
 
 /** Every permutation of 0..n-1 (Heap's algorithm). */

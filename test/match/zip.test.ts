@@ -1,8 +1,9 @@
 /** @file ZipIt! greedy matcher: the reference's golden outputs, a naive re-implementation, edge cases. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { correlationFromCovariance, type Matching } from '../../src/match/types.js';
+import type { Matching } from '../../src/match/types.js';
 import { sameModelBudget, zipMatch } from '../../src/match/zip.js';
+import { correlationFromCovariance, CovarianceAccumulator } from '../../src/stats/covariance.js';
 import { loadGoldenCases, partitionProblem, randomCorrelation, seededRandom } from './helpers.js';
 
 function zipOrThrow(
@@ -249,7 +250,19 @@ describe('zipMatch properties', () => {
       }
     }
     covariance[9 * total + 9] = -1e-18; // rounding in E[f^2] - E[f]^2 can go slightly negative
-    const correlation = correlationFromCovariance(covariance, total);
+    // Through the accumulator, which clamps that variance to 0 (count 1 and sum 0: C = gram).
+    const accumulator = CovarianceAccumulator.fromState({
+      numModels: 2,
+      width: 8,
+      count: 1,
+      shift: new Float64Array(total),
+      sum: new Float64Array(total),
+      gram: covariance,
+    });
+    assert.ok(accumulator.ok);
+    const statistics = accumulator.value.finalize();
+    assert.ok(statistics.ok);
+    const { correlation } = statistics.value;
     assert.ok(correlation.every(Number.isFinite));
     assert.equal(correlation[2 * total + 5], 0);
     assert.equal(correlation[9 * total + 3], 0);
