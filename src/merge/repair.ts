@@ -416,18 +416,44 @@ function foldCorrections(
     const weight = initializers.get(weightName) as Tensor<'float32'>;
     const rowsAxis = node.opType === 'Gemm' ? gemmWeightAxes(node, weight.dims).outputAxis : 0;
     initializers.set(weightName, scaleAxis(weight, rowsAxis, scale));
-    const biasName =
-      node.inputs[2] && node.inputs[2] !== '' ? node.inputs[2] : `${node.name}/zipit_bias`;
-    const oldBias =
-      (initializers.get(biasName) as Tensor<'float32'> | undefined)?.data ??
-      new Float32Array(width);
+    const oldBias = addedBias(node, initializers, width);
     const bias = new Float32Array(width);
     for (let c = 0; c < width; c++)
       bias[c] = scale[c]! * (oldBias[c]! - stats.mean[c]!) + p.beta[c]!;
+    // The old bias is overwritten when it has one entry per channel; a broadcast scalar gets
+    // a per-channel tensor of its own. Gemm's beta becomes 1 so that it adds exactly `bias`.
+    const existing = node.inputs[2] ? initializers.get(node.inputs[2]) : undefined;
+    const biasName =
+      existing !== undefined && existing.data.length === width
+        ? node.inputs[2]!
+        : `${node.name}/zipit_bias`;
     initializers.set(biasName, float32Tensor([width], bias));
-    nodes[index] = { ...node, inputs: [node.inputs[0]!, weightName, biasName] };
+    const attributes =
+      node.opType === 'Gemm' && floatAttr(node, 'beta', 1) !== 1
+        ? { ...node.attributes, beta: { type: 'float' as const, value: 1 } }
+        : node.attributes;
+    nodes[index] = { ...node, inputs: [node.inputs[0]!, weightName, biasName], attributes };
   }
   return { ...model, graph: { ...model.graph, nodes, initializers } };
+}
+
+/**
+ * What a producer adds to output channel c: Conv's B[c]; Gemm's beta * C, C broadcast over the
+ * outputs (one entry per output, or one for all); 0 without a bias.
+ */
+function addedBias(
+  node: Node,
+  initializers: ReadonlyMap<string, Tensor>,
+  width: number,
+): Float64Array {
+  const bias = new Float64Array(width);
+  const name = node.inputs[2];
+  const tensor = name ? (initializers.get(name) as Tensor<'float32'> | undefined) : undefined;
+  if (tensor === undefined) return bias;
+  const factor = node.opType === 'Gemm' ? floatAttr(node, 'beta', 1) : 1;
+  const perChannel = tensor.data.length === width;
+  for (let c = 0; c < width; c++) bias[c] = factor * tensor.data[perChannel ? c : 0]!;
+  return bias;
 }
 
 /** Multiplies slice c of `axis` by scale[c]. */

@@ -137,3 +137,37 @@ test('with correction on, a permuted pair still merges back to A (BN reset and R
     );
   }
 });
+
+test('REPAIR folds into a Gemm whose C is scaled by beta or is one scalar: a permuted pair merges back to A', async () => {
+  // Gemm adds beta * C, and C may broadcast one value over all outputs: the fold must read
+  // the bias the Gemm really adds, not C[c] (which is NaN past a scalar C's one entry).
+  const base = zooModel('mlp');
+  const initializers = new Map(base.graph.initializers);
+  const fc1Bias = initializers.get('fc1.bias')!.data as Float32Array;
+  initializers.set('fc1.bias', {
+    dtype: 'float32',
+    dims: [256],
+    data: fc1Bias.map((v) => v * 4),
+  });
+  initializers.set('fc2.bias', { dtype: 'float32', dims: [1], data: Float32Array.of(0.05) });
+  const nodes = base.graph.nodes.map((n) =>
+    n.name === 'fc1'
+      ? { ...n, attributes: { ...n.attributes, beta: { type: 'float' as const, value: 0.25 } } }
+      : n,
+  );
+  const a: Model = { ...base, graph: { ...base.graph, nodes, initializers } };
+  const b = permuteChannels(a, 5);
+  assert.ok(b.ok, b.ok ? '' : b.message);
+  const merged = await mergeModels([a, b.value.model], ['A', 'B'], mergeData.value, normalization, {
+    method: 'permute',
+    match: { alpha: 0.3, beta: 0 },
+    repair: true,
+    batchSize: 300,
+  });
+  assert.ok(merged.ok, merged.ok ? '' : merged.message);
+  assert.equal(merged.value.report.correction, 'repair');
+  const input = probe();
+  const expected = (await runModel(a, input)).logits!;
+  const diff = maxAbsDiff(expected, (await runModel(merged.value.model, input)).logits!);
+  assert.ok(diff < 1e-3, `merged outputs differ from A's by ${diff}`);
+});
