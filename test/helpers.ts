@@ -42,14 +42,19 @@ export function fixtureModel(dir: string, which: 'a' | 'b'): Model {
   return model.value;
 }
 
-/** A freshly initialised zoo model on 1x28x28 inputs with a 10-way head. */
-export function zooModel(arch: Architecture, seed = 1, width = 1): Model {
+/** A freshly initialised zoo model on 1x28x28 inputs with a head over `classLabels`. */
+export function zooModel(
+  arch: Architecture,
+  seed = 1,
+  width = 1,
+  classLabels: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+): Model {
   const model = buildZooModel({
     arch,
     width,
     seed,
     inputShape: [1, 28, 28],
-    classLabels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    classLabels: [...classLabels],
     preprocessing: { mean: [0.286], std: [0.353] },
   });
   if (!model.ok) throw new Error(model.message);

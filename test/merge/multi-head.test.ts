@@ -22,8 +22,7 @@ import { permuteChannels } from '../../src/merge/permute-model.js';
 import { findStopPoints, type StopPoint } from '../../src/merge/stop-points.js';
 import type { Model } from '../../src/onnx/model.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
-import { buildZooModel } from '../../src/zoo/architectures.js';
-import { fixtureModel, maxAbsDiff, runModel } from '../helpers.js';
+import { fixtureModel, maxAbsDiff, runModel, zooModel } from '../helpers.js';
 
 const train = loadFashionMnist('train');
 if (!train.ok) throw new Error(train.message);
@@ -95,18 +94,8 @@ test('with the trunk of A, each head reproduces its own source at every stop poi
 });
 
 test('disjoint heads (7 + 3 classes): each head reproduces its source, the combined output concatenates them', async () => {
-  const make = (classLabels: number[], seed: number): Model => {
-    const model = buildZooModel({
-      arch: 'mlp',
-      width: 1,
-      seed,
-      inputShape: [1, 28, 28],
-      classLabels,
-      preprocessing: normalization,
-    });
-    if (!model.ok) throw new Error(model.message);
-    return model.value;
-  };
+  const make = (classLabels: number[], seed: number): Model =>
+    zooModel('mlp', seed, 1, classLabels);
   const a = make([0, 1, 2, 3, 4, 5, 6], 1);
   // Heads scoring different classes are cut at the deepest stop point.
   const stop = stopPoints(a).at(-1)!;

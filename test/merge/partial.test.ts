@@ -10,7 +10,6 @@ import { analyzeSpaces } from '../../src/graph/spaces.js';
 import { mergeModels } from '../../src/merge/pipeline.js';
 import { permuteChannels } from '../../src/merge/permute-model.js';
 import { findStopPoints, resolveStopPoint } from '../../src/merge/stop-points.js';
-import { buildZooModel } from '../../src/zoo/architectures.js';
 import type { Model } from '../../src/onnx/model.js';
 import { storedTasks } from '../../src/onnx/preprocessing.js';
 import { fixtureModel, maxAbsDiff, runModel, zooModel } from '../helpers.js';
@@ -99,18 +98,8 @@ for (const [name, model] of [
 }
 
 test('disjoint heads of unequal size (7 + 3 classes) merge into concatenated heads and evaluate', async () => {
-  const make = (classLabels: number[], seed: number) => {
-    const model = buildZooModel({
-      arch: 'mlp',
-      width: 1,
-      seed,
-      inputShape: [1, 28, 28],
-      classLabels,
-      preprocessing: normalization,
-    });
-    if (!model.ok) throw new Error(model.message);
-    return model.value;
-  };
+  const make = (classLabels: number[], seed: number): Model =>
+    zooModel('mlp', seed, 1, classLabels);
   const a = make([0, 1, 2, 3, 4, 5, 6], 1);
   const b = make([7, 8, 9], 2);
   const merged = await mergeModels([a, b], ['a.onnx', 'b.onnx'], data.value, normalization, {
