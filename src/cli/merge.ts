@@ -52,6 +52,7 @@ const METHOD_NAMES: Record<MatchMethod, string> = {
   zipit: 'ZipIt!',
   permute: 'Permute',
   wavg: 'W.Avg',
+  weights: 'Weights',
 };
 
 /** Registers `zipit merge`. */
@@ -62,11 +63,15 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         program
           .command('merge')
           .description(
-            'merge K models of one architecture into one (ZipIt!, Permute or weight averaging)',
+            'merge K models of one architecture into one (ZipIt!, Permute, weight averaging or weight matching)',
           )
           .argument('<models...>', 'two or more ONNX model files of the same architecture')
           .requiredOption('--out <file>', 'where to write the merged ONNX model')
-          .option('--method <name>', 'zipit | permute | wavg', 'zipit')
+          .option(
+            '--method <name>',
+            'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching)',
+            'zipit',
+          )
           .addOption(dataOption('merge data (labels unused)'))
           .addOption(samplesOption('merge images, drawn evenly from the classes'))
           .addOption(

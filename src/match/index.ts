@@ -23,18 +23,31 @@ export {
 } from './types.js';
 export { sameModelBudget, zipMatch } from './zip.js';
 
-/** The method names a user can choose, in the order they are listed in messages. */
-export const MATCH_METHODS = ['zipit', 'permute', 'wavg'] as const;
+/** The methods that match on the features' correlation: each is a {@link Matcher} in {@link matchers}. */
+export const CORRELATION_METHODS = ['zipit', 'permute', 'wavg'] as const;
 
-/** A matching method: ZipIt!'s greedy zip, the Permute baseline, or plain weight averaging. */
+/** A method matching on a correlation matrix. */
+export type CorrelationMethod = (typeof CORRELATION_METHODS)[number];
+
+/**
+ * The method names a user can choose, in the order they are listed in messages: the correlation
+ * methods, and 'weights' (Git Re-Basin's weight matching), which needs the graph and the weights
+ * rather than a correlation, so it lives in merge/weight-matching.ts and has no {@link Matcher}.
+ */
+export const MATCH_METHODS = [...CORRELATION_METHODS, 'weights'] as const;
+
+/**
+ * A matching method: ZipIt!'s greedy zip, the Permute baseline, plain weight averaging, or
+ * weight matching.
+ */
 export type MatchMethod = (typeof MATCH_METHODS)[number];
 
-/** Every matcher by method name; all follow the one {@link Matcher} contract. */
+/** Every correlation matcher by method name; all follow the one {@link Matcher} contract. */
 export const matchers = {
   zipit: zipMatch,
   permute: permuteMatch,
   wavg: weightAverageMatch,
-} as const satisfies Record<MatchMethod, Matcher>;
+} as const satisfies Record<CorrelationMethod, Matcher>;
 
 /** Matching options as a user gives them (CLI strings or numbers); absent ones take defaults. */
 export interface RawMatchOptions {

@@ -38,8 +38,8 @@ export interface MemoryEstimate {
 
 /** What besides the spaces decides a merge's memory. */
 export interface MemoryEstimateOptions {
-  /** The matching method: wavg needs no statistics, ZipIt! the largest working set. */
-  readonly method?: 'zipit' | 'permute' | 'wavg';
+  /** The matching method: wavg and weights need no statistics, ZipIt! the largest working set. */
+  readonly method?: 'zipit' | 'permute' | 'wavg' | 'weights';
   /** Bytes of the K models' initializers (0 when unknown). */
   readonly modelBytes?: number;
 }
@@ -88,6 +88,16 @@ function matcherBytes(method: 'zipit' | 'permute', numModels: number, width: num
 }
 
 /**
+ * Weight matching's working set (merge/weight-matching.ts) at the widest space n: the n x n
+ * float64 similarity and cost, and for one weight at a time its two float64 slice copies and a
+ * float32 gathered copy, 24 bytes per element, bounded by one model's weights
+ * (`modelBytes / K`, 4 bytes per element).
+ */
+function weightMatcherBytes(numModels: number, width: number, modelBytes: number): number {
+  return 16 * width * width + 6 * (modelBytes / numModels);
+}
+
+/**
  * Estimates the peak memory (bytes) of merging K models over `spaces` (ALGORITHM.md
  * "Statistics"), phase by phase as merge/pipeline.ts allocates:
  * - the statistics pass: every space's K-stacked accumulators of Kn features (float64 Gram
@@ -97,7 +107,8 @@ function matcherBytes(method: 'zipit' | 'permute', numModels: number, width: num
  *   so far, and s's float64 covariance and correlation;
  * - matching space s: the accumulators after s, the correlations up to s, the matcher's own
  *   working set (ZipIt!: {@link zipMatcherBytes}; Permute: an n x n float64 cost matrix).
- * Weight averaging reads no statistics, so it has none of these. `models` (Node, onnxruntime,
+ * Weight averaging and weight matching read no statistics, so they have none of these; weight
+ * matching's own working set ({@link weightMatcherBytes}) comes after the sources' pass. `models` (Node, onnxruntime,
  * the models and sessions) is added to the largest phase.
  *
  * Checked against peaks measured with /usr/bin/time on two 784-n-10 MLPs (the table in
@@ -127,7 +138,9 @@ export function estimateStatisticsMemory(
     if (largest === undefined || space.width > largest.width)
       largest = { id: space.id, width: space.width };
   }
-  if (method === 'wavg') {
+  if (method === 'wavg' || method === 'weights') {
+    if (method === 'weights' && largest !== undefined)
+      matcher = weightMatcherBytes(numModels, largest.width, options.modelBytes ?? 0);
     return {
       accumulators,
       correlations,
@@ -135,7 +148,7 @@ export function estimateStatisticsMemory(
       matcher,
       activations,
       models,
-      total: models + activations,
+      total: models + Math.max(activations, matcher),
       ...(largest ? { largestSpace: largest } : {}),
     };
   }

@@ -41,13 +41,15 @@ import { buildMultiHead } from './multi-head.js';
 import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
 import { checkSameStructure, type StructureMaps } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
+import { matchWeights } from './weight-matching.js';
 
 /** How to merge. */
 export interface MergeOptions {
   readonly method: MatchMethod;
   /**
    * ZipIt!'s alpha and beta, each defaulting to the reference's (DEFAULT_MATCH_OPTIONS: 0.3,
-   * 0.125; weight averaging reads neither), and the merged width (default: the per-model width).
+   * 0.125; weight averaging and weight matching read neither), and the merged width (default:
+   * the per-model width).
    */
   readonly match?: Partial<MatchOptions>;
   /** Correct statistics after merging (BN reset or REPAIR); default true. */
@@ -63,7 +65,10 @@ export interface MergeOptions {
   readonly stopAt?: string;
   /** Refuse before the statistics pass when its estimated memory exceeds this many bytes. */
   readonly memoryLimit?: number;
-  /** Precomputed statistics (e.g. summed shards from `zipit stats`), keyed by {@link statisticsKey}. */
+  /**
+   * Precomputed statistics (e.g. summed shards from `zipit stats`), keyed by {@link statisticsKey}.
+   * Weight matching ('weights') reads no statistics and refuses them.
+   */
   readonly statistics?: StatisticsSet;
 }
 
@@ -165,6 +170,11 @@ function prepare(
     beta: options.match?.beta,
   });
   if (!parsed.ok) return parsed;
+  if (options.method === 'weights' && options.statistics !== undefined)
+    return fail(
+      'bad-argument',
+      'Expected no statistics files with --method weights: it matches on the weights alone.',
+    );
   // The merged width is checked by the matcher, against each space's width.
   const mergedWidth = options.match?.mergedWidth;
   const match = { ...parsed.value.options, ...(mergedWidth !== undefined ? { mergedWidth } : {}) };
@@ -386,13 +396,18 @@ async function collectPhase(
   momentValues: readonly string[],
 ): Promise<Result<CollectedStatistics>> {
   const { graphs, maps, mergeable, pass, inputDims } = prepared;
+  // Precomputed (summed shard) statistics replace the covariance pass, and weight averaging and
+  // weight matching need none (wavg pairs feature i with feature i; weights matches on the
+  // weights): a wavg of two 8,000-wide MLPs peaked at 7.1 GB for statistics it never read.
+  // REPAIR's source moments still need the sources run; without them there is no pass at all.
+  const skipCovariance =
+    options.statistics !== undefined || options.method === 'wavg' || options.method === 'weights';
+  if (skipCovariance && momentValues.length === 0)
+    return ok({ covariance: new Map(), moments: graphs.map(() => new Map()), fusedBatches: 0 });
   return collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
     threads: options.threads ?? 2,
     momentValues,
-    // Precomputed (summed shard) statistics replace the covariance pass, and weight averaging
-    // needs none (it pairs feature i with feature i): a wavg of two 8,000-wide MLPs peaked at
-    // 7.1 GB for statistics it never read. REPAIR's source moments still need the sources run.
-    ...(options.statistics || options.method === 'wavg' ? { skipCovariance: true } : {}),
+    ...(skipCovariance ? { skipCovariance: true } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 }
@@ -406,7 +421,8 @@ interface Matched {
 
 /**
  * Matches every mergeable space on its correlation, from the pass's covariance or the given
- * statistics (weight averaging without statistics needs none), into merge/unmerge transforms.
+ * statistics (weight averaging without statistics needs none), or on the weights alone (weight
+ * matching, all spaces at once), into merge/unmerge transforms.
  */
 function matchSpaces(
   prepared: Prepared,
@@ -418,9 +434,25 @@ function matchSpaces(
   const transforms = new Map<number, SpaceTransform>();
   const reports: SpaceReport[] = [];
   const correlations = new Map<number, Float64Array>();
+  let byWeights: ReadonlyMap<number, Matching> | undefined;
+  if (options.method === 'weights') {
+    const found = matchWeights(
+      prepared.graphs,
+      prepared.maps.initializers,
+      prepared.spaces,
+      mergeable,
+      {
+        ...(match.mergedWidth !== undefined ? { mergedWidth: match.mergedWidth } : {}),
+      },
+    );
+    if (!found.ok) return found;
+    byWeights = found.value.matchings;
+  }
   for (const [i, space] of mergeable.entries()) {
     let matching: Result<Matching>;
-    if (options.method === 'wavg' && options.statistics === undefined) {
+    if (options.method === 'weights') {
+      matching = ok(byWeights!.get(space.id)!);
+    } else if (options.method === 'wavg' && options.statistics === undefined) {
       matching = weightAverageMatching(numModels, space.width, match.mergedWidth);
     } else {
       const accumulator =

@@ -1,15 +1,25 @@
 /** @file The matcher registry and the validation of matching options, including every user error. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { matchers, MATCH_METHODS, parseMatchOptions } from '../../src/match/index.js';
+import {
+  CORRELATION_METHODS,
+  matchers,
+  MATCH_METHODS,
+  parseMatchOptions,
+} from '../../src/match/index.js';
 import { DEFAULT_MATCH_OPTIONS } from '../../src/match/types.js';
 
 const identity4 = Float64Array.from([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
 
 describe('matchers registry', () => {
-  it('has one matcher per method, all following the same contract', () => {
-    assert.deepEqual(Object.keys(matchers).sort(), [...MATCH_METHODS].sort());
-    for (const method of MATCH_METHODS) {
+  it('has one matcher per correlation method, all following the same contract', () => {
+    assert.deepEqual(Object.keys(matchers).sort(), [...CORRELATION_METHODS].sort());
+    // Weight matching is the one method without a correlation matcher (merge/weight-matching.ts).
+    assert.deepEqual(
+      MATCH_METHODS.filter((m) => !(CORRELATION_METHODS as readonly string[]).includes(m)),
+      ['weights'],
+    );
+    for (const method of CORRELATION_METHODS) {
       const result = matchers[method](identity4, 2, 2, DEFAULT_MATCH_OPTIONS);
       assert.ok(result.ok, method);
       assert.equal(result.value.groups.length, 2, method);
@@ -42,7 +52,7 @@ describe('parseMatchOptions', () => {
     [
       'unknown method',
       { method: 'optimal' },
-      "Expected --method to be 'zipit', 'permute' or 'wavg', got 'optimal'",
+      "Expected --method to be 'zipit', 'permute', 'wavg' or 'weights', got 'optimal'",
     ],
     [
       'merged width 0',
@@ -64,7 +74,7 @@ describe('parseMatchOptions', () => {
 
 describe('matcher argument checks', () => {
   it('EXPECTED FAILURE - alpha out of range passed straight to a matcher', () => {
-    for (const method of MATCH_METHODS) {
+    for (const method of CORRELATION_METHODS) {
       const result = matchers[method](identity4, 2, 2, { alpha: 1.5, beta: 0.5 });
       assert.deepEqual(result, {
         ok: false,

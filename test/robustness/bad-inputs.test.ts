@@ -301,7 +301,7 @@ test('EXPECTED FAILURE - unknown method', () => {
   assert.equal(result.reason, 'bad-argument');
   assert.equal(
     result.message,
-    "Expected --method to be 'zipit', 'permute' or 'wavg', got 'average'",
+    "Expected --method to be 'zipit', 'permute', 'wavg' or 'weights', got 'average'",
   );
 });
 
@@ -314,7 +314,7 @@ test('EXPECTED FAILURE - unknown method passed to mergeModels from JavaScript', 
   assert.equal(result.reason, 'bad-argument');
   assert.equal(
     result.message,
-    "Expected --method to be 'zipit', 'permute' or 'wavg', got 'average'",
+    "Expected --method to be 'zipit', 'permute', 'wavg' or 'weights', got 'average'",
   );
 });
 
