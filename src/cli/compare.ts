@@ -37,7 +37,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         program
           .command('compare')
           .description(
-            'evaluate each model, W.Avg, Permute, ZipIt! (optionally at every stop point) and the ensemble',
+            'evaluate each model, W.Avg, Permute, weight matching, ZipIt! (optionally at every stop point) and the ensemble',
           )
           .argument('<models...>', 'two or more ONNX models of one architecture')
           .addOption(tasksOption("each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
@@ -75,6 +75,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
       const methods: MethodSpec[] = [
         { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
         { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
+        { name: 'Weights', method: 'weights', alpha: 0, beta: 0 },
         { name: 'ZipIt!', method: 'zipit', alpha: flags.alpha, beta: flags.beta },
       ];
       const bar = progressBar(io);

@@ -22,10 +22,14 @@ export interface MethodSpec {
   readonly stopAt?: string;
 }
 
-/** The paper's baselines in table order, with the reference's default alpha/beta for ZipIt!. */
+/**
+ * The paper's baselines in table order, with the reference's default alpha/beta for ZipIt!, and
+ * weight matching (Git Re-Basin) beside Permute: it needs no statistics pass for its matching.
+ */
 export const DEFAULT_METHODS: readonly MethodSpec[] = [
   { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
   { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
+  { name: 'Weights', method: 'weights', alpha: 0, beta: 0 },
   {
     name: 'ZipIt!',
     method: 'zipit',

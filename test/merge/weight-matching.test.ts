@@ -177,6 +177,37 @@ test('the objective never decreases across sweeps (random ResNet-20 pair)', () =
   }
 });
 
+test('started from the true permutations, no sweep changes them', () => {
+  const a = zooModel('resnet20');
+  const b = permuteChannels(a, 11);
+  assert.ok(b.ok);
+  const graphs = analyzeModels([a, b.value.model], ['A', 'B']);
+  assert.ok(graphs.ok);
+  const spaces = analyzeSpaces(graphs.value[0]!);
+  assert.ok(spaces.ok);
+  const maps = checkSameStructure(graphs.value, ['A', 'B']);
+  assert.ok(maps.ok);
+  const inverses = new Map<number, Int32Array>();
+  for (const [space, perm] of b.value.permutations) {
+    const inverse = new Int32Array(perm.length);
+    perm.forEach((from, c) => (inverse[from] = c));
+    inverses.set(space, inverse);
+  }
+  const mergeable = spaces.value.spaces.filter((s) => s.kind !== 'fixed');
+  const found = matchWeights(graphs.value, maps.value.initializers, spaces.value, mergeable, {
+    initial: [inverses],
+  });
+  assert.ok(found.ok);
+  const objectives = found.value.objectives[0]!;
+  assert.equal(objectives.length, 2, 'one sweep, which changes nothing');
+  assert.equal(objectives[1], objectives[0]);
+  for (const [space, inverse] of inverses)
+    assert.deepEqual(
+      found.value.matchings.get(space)!.groups.map((g) => g[1]! - inverse.length),
+      [...inverse],
+    );
+});
+
 test('K = 3: every model is matched to model 0', () => {
   const a = zooModel('mlp');
   const b = permuteChannels(a, 3);

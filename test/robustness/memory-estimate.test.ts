@@ -41,6 +41,12 @@ test('the estimate is the peak over the pass, each finalize and each matching, b
   const wavg = estimateStatisticsMemory(2, spaces, 10, { method: 'wavg', modelBytes: 1e6 });
   assert.equal(wavg.accumulators + wavg.correlations + wavg.transient + wavg.matcher, 0);
   assert.equal(wavg.total, 190e6 + 5e6 + 1360);
+  // Weight matching reads no statistics either: its working set is the widest space's two n x n
+  // float64 matrices and 24 bytes per element of one model's largest weight (bounded by its 0.5 MB).
+  const weights = estimateStatisticsMemory(2, spaces, 10, { method: 'weights', modelBytes: 1e6 });
+  assert.equal(weights.accumulators + weights.correlations + weights.transient, 0);
+  assert.equal(weights.matcher, 16 * 25 + 6 * 0.5e6);
+  assert.equal(weights.total, 190e6 + 5e6 + 16 * 25 + 6 * 0.5e6);
   assert.equal(estimateStatisticsMemory(3, [], 128).total, 0);
 });
 
