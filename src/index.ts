@@ -162,6 +162,8 @@ export {
 export {
   runExperiment,
   markdownTable,
+  DEFAULT_ALPHA_GRID,
+  DEFAULT_BETA_GRID,
   type ExperimentOptions,
   type ExperimentResults,
   type PairResult,

@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
 import {
   ARCHITECTURES,
+  DEFAULT_ALPHA_GRID,
+  DEFAULT_BETA_GRID,
   markdownTable,
   runExperiment,
   writeFileAtomic,
@@ -57,8 +59,16 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
       )
       .addOption(samplesOption('merge images'))
       .addOption(seedOption('base seed'))
-      .option('--alphas <list>', 'alpha grid for the held-out pair', parseNumberList('--alphas'))
-      .option('--betas <list>', 'beta grid for the held-out pair', parseNumberList('--betas'))
+      .option(
+        '--alphas <list>',
+        `alpha grid for the held-out pair (default: ${DEFAULT_ALPHA_GRID.join(',')})`,
+        parseNumberList('--alphas'),
+      )
+      .option(
+        '--betas <list>',
+        `beta grid for the held-out pair (default: ${DEFAULT_BETA_GRID.join(',')})`,
+        parseNumberList('--betas'),
+      )
       .option('--report <file>', 'write a self-contained HTML report'),
   ).action((flags: ExperimentFlags) =>
     run(async () => {
