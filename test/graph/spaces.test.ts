@@ -66,6 +66,18 @@ async function assertPermutationKeepsFunction(
   assert.ok(diff < 1e-5, `the permuted model differs by ${diff}`);
 }
 
+/** GlobalAveragePool - Flatten - Gemm(4 -> 3) of `features` into the graph output `logits`. */
+function classify(b: GraphBuilder, features: string, seed: number, batch: 'N' | 1 = 'N'): void {
+  const pooled = b.op('Flatten', [b.op('GlobalAveragePool', [features])]);
+  b.node(
+    'Gemm',
+    [pooled, weight(b, 'fc.weight', [3, 4], seed)],
+    { transB: 1 },
+    { outputs: ['logits'] },
+  );
+  b.output('logits', [batch, 3]);
+}
+
 /** Conv(2 -> 4) - Sigmoid - `head` - Relu - GlobalAveragePool - Flatten - Gemm(4 -> 3) on [N, 2, 5, 5]. */
 function convNet(head: (b: GraphBuilder, x: string) => string): Model {
   const b = new GraphBuilder('spaces');
@@ -76,16 +88,7 @@ function convNet(head: (b: GraphBuilder, x: string) => string): Model {
     { pads: [1, 1, 1, 1] },
     'conv',
   );
-  const pooled = b.op('Flatten', [
-    b.op('GlobalAveragePool', [b.op('Relu', [head(b, b.op('Sigmoid', [conv]))])]),
-  ]);
-  b.node(
-    'Gemm',
-    [pooled, weight(b, 'fc.weight', [3, 4], 3)],
-    { transB: 1 },
-    { outputs: ['logits'] },
-  );
-  b.output('logits', ['N', 3]);
+  classify(b, b.op('Relu', [head(b, b.op('Sigmoid', [conv]))]), 3);
   return b.build();
 }
 
@@ -125,14 +128,7 @@ test('Mul of two activations ties their spaces like a residual Add (exact under 
   const a = b.op('Conv', [x, weight(b, 'a.weight', [4, 2, 3, 3], 1)], { pads: [1, 1, 1, 1] }, 'a');
   const g = b.op('Conv', [x, weight(b, 'g.weight', [4, 2, 1, 1], 2)], {}, 'g');
   const gated = b.op('Mul', [b.op('Relu', [a]), b.op('Sigmoid', [g])]);
-  const pooled = b.op('Flatten', [b.op('GlobalAveragePool', [gated])]);
-  b.node(
-    'Gemm',
-    [pooled, weight(b, 'fc.weight', [3, 4], 3)],
-    { transB: 1 },
-    { outputs: ['logits'] },
-  );
-  b.output('logits', ['N', 3]);
+  classify(b, gated, 3);
   const model = b.build();
   const spaces = spacesOf(model);
   assert.equal(kinds(spaces), 'fixed:2 residual:4 fixed:3');
@@ -151,14 +147,7 @@ test('EXPECTED FAILURE - a channel Concat with an input zipit cannot trace names
     'cat',
   );
   const mix = b.op('Conv', [cat, weight(b, 'mix.weight', [4, 5, 1, 1], 3)]);
-  const pooled = b.op('Flatten', [b.op('GlobalAveragePool', [mix])]);
-  b.node(
-    'Gemm',
-    [pooled, weight(b, 'fc.weight', [3, 4], 4)],
-    { transB: 1 },
-    { outputs: ['logits'] },
-  );
-  b.output('logits', [1, 3]);
+  classify(b, mix, 4, 1);
   assert.match(
     refusal(b.build()),
     /^Node 'cat' \(Concat\) concatenates 'pad', whose channels zipit could not trace .* Compute that input from the data, or fold the constant into the next layer, and export again\.$/,
@@ -424,14 +413,7 @@ test('a graph input whose channel dim is symbolic is read with the width of the 
   const b = new GraphBuilder('symbolic-channels');
   const x = b.input('input', ['N', 'C', 4, 4]);
   const conv = b.op('Conv', [x, weight(b, 'conv.weight', [4, 2, 3, 3], 1)], { pads: [1, 1, 1, 1] });
-  const pooled = b.op('Flatten', [b.op('GlobalAveragePool', [b.op('Relu', [conv])])]);
-  b.node(
-    'Gemm',
-    [pooled, weight(b, 'fc.weight', [3, 4], 2)],
-    { transB: 1 },
-    { outputs: ['logits'] },
-  );
-  b.output('logits', ['N', 3]);
+  classify(b, b.op('Relu', [conv]), 2);
   const model = b.build();
   const spaces = spacesOf(model);
   assert.equal(kinds(spaces), 'fixed:0 fixed:2 plain:4 fixed:3');
