@@ -1,7 +1,7 @@
 /** @file `zipit compare`: every baseline on one set of source models, as the paper's table (and an HTML report). */
 import { resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
-import { compareMethods, loadData, type MethodSpec } from '../index.js';
+import { compareMethods, DEFAULT_METHODS, loadData, type MethodSpec } from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
@@ -72,12 +72,10 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
       const { models, labels, normalization, data, tasks } = inputs.value;
       const stopPoints = stopPointList(models[0]!, flags.stopPoints);
       if (!stopPoints.ok) return stopPoints;
-      const methods: MethodSpec[] = [
-        { name: 'W.Avg', method: 'wavg', alpha: 0, beta: 0 },
-        { name: 'Permute', method: 'permute', alpha: 0, beta: 0 },
-        { name: 'Weights', method: 'weights', alpha: 0, beta: 0 },
-        { name: 'ZipIt!', method: 'zipit', alpha: flags.alpha, beta: flags.beta },
-      ];
+      // The library's method list, with ZipIt! at the user's alpha and beta.
+      const methods: MethodSpec[] = DEFAULT_METHODS.map((m) =>
+        m.method === 'zipit' ? { ...m, alpha: flags.alpha, beta: flags.beta } : m,
+      );
       const bar = progressBar(io);
       const result = await compareMethods({
         models,

@@ -3,6 +3,7 @@ import { fail, ok, type Result } from '../errors.js';
 import type { AnalyzedGraph } from '../graph/analyze.js';
 import type { FeatureSpace } from '../graph/spaces.js';
 import { staticSize } from '../graph/value-state.js';
+import type { MatchMethod } from '../match/index.js';
 
 /** What the estimate needs to know about one mergeable space. */
 export interface SpaceSize {
@@ -39,7 +40,7 @@ export interface MemoryEstimate {
 /** What besides the spaces decides a merge's memory. */
 export interface MemoryEstimateOptions {
   /** The matching method: wavg and weights need no statistics, ZipIt! the largest working set. */
-  readonly method?: 'zipit' | 'permute' | 'wavg' | 'weights';
+  readonly method?: MatchMethod;
   /** Bytes of the K models' initializers (0 when unknown). */
   readonly modelBytes?: number;
 }
