@@ -169,6 +169,26 @@ export {
   type PairResult,
 } from './experiment/experiment.js';
 
+/*
+ * Label-free tuning: ZipIt!'s alpha and beta chosen over a grid by the merge's agreement with
+ * the source models' own predictions on held-out merge images (no labels).
+ */
+export {
+  tuneMerge,
+  agreementScores,
+  choosePoint,
+  splitHoldout,
+  withTuningMetadata,
+  AGREEMENT_RULES,
+  DEFAULT_AGREEMENT_RULE,
+  DEFAULT_TUNE_HOLDOUT,
+  type AgreementRule,
+  type TuneOptions,
+  type TunePoint,
+  type Tuning,
+  type TuneResult,
+} from './experiment/tune.js';
+
 /* Reports: a self-contained HTML page of a comparison. */
 export { renderReport } from './report/html.js';
 export type {
