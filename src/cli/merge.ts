@@ -4,15 +4,20 @@ import { fail, ok, type Result } from '../errors.js';
 import {
   checkOutputPath,
   compareMethods,
+  DEFAULT_ALPHA_GRID,
+  DEFAULT_BETA_GRID,
   loadData,
   mergeModels,
   parseMatchOptions,
+  tuneMerge,
+  withTuningMetadata,
   type CompareOutput,
   type Dataset,
   type MatchMethod,
   type MergeResult,
   type MethodSpec,
   type StatisticsSet,
+  type Tuning,
   writeModelFile,
 } from '../index.js';
 import type { RegisterCommand } from './command.js';
@@ -26,16 +31,20 @@ import {
   TEST_DATA,
   withPreprocessingOptions,
   withRunOptions,
-  withZipitOptions,
   type BatchRunFlags,
-  type ZipitFlags,
 } from './common.js';
 import { printable } from './printable.js';
 import { commandInputs, loadMergeInputs, loadStatistics, type MergeInputFlags } from './inputs.js';
 import { checkReportPath, comparisonReport, taskNames, writeReport } from './reports.js';
 import { formatTable } from './table.js';
+import {
+  formatTuning,
+  parseTunable,
+  withTunableZipitOptions,
+  type TunableZipitFlags,
+} from './tuning.js';
 
-interface MergeFlags extends MergeInputFlags, ZipitFlags, BatchRunFlags {
+interface MergeFlags extends MergeInputFlags, TunableZipitFlags, BatchRunFlags {
   method: string;
   out: string;
   json?: boolean;
@@ -58,7 +67,7 @@ const METHOD_NAMES: Record<MatchMethod, string> = {
 /** Registers `zipit merge`. */
 export const registerMerge: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    withZipitOptions(
+    withTunableZipitOptions(
       withPreprocessingOptions(
         program
           .command('merge')
@@ -102,12 +111,31 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
   ).action((paths: string[], flags: MergeFlags) =>
     run(async () => {
       const start = performance.now();
+      const alpha = parseTunable('alpha', flags.alpha, DEFAULT_ALPHA_GRID);
+      if (!alpha.ok) return alpha;
+      const beta = parseTunable('beta', flags.beta, DEFAULT_BETA_GRID);
+      if (!beta.ok) return beta;
+      // A list (or 'auto') asks for a label-free choice; the other parameter may stay fixed.
+      const tune = typeof alpha.value !== 'number' || typeof beta.value !== 'number';
       const match = parseMatchOptions({
         method: flags.method,
-        alpha: flags.alpha,
-        beta: flags.beta,
+        alpha: typeof alpha.value === 'number' ? alpha.value : undefined,
+        beta: typeof beta.value === 'number' ? beta.value : undefined,
       });
       if (!match.ok) return match;
+      if (tune && match.value.method !== 'zipit') {
+        const [name, given] =
+          typeof alpha.value !== 'number' ? ['alpha', flags.alpha] : ['beta', flags.beta];
+        return fail(
+          'bad-argument',
+          `--${name} ${given} chooses ZipIt!'s ${name}, but --method ${match.value.method} reads neither alpha nor beta; use --method zipit, or drop --${name}.`,
+        );
+      }
+      if (tune && !(flags.tuneHoldout >= 0 && flags.tuneHoldout < 1))
+        return fail(
+          'bad-argument',
+          `Expected --tune-holdout to be in [0, 1), got ${flags.tuneHoldout}.`,
+        );
       if (paths.length < 2)
         return fail('bad-argument', `Expected at least 2 models to merge, got ${paths.length}.`);
       // Every file this run reads; no output may replace one, by path, symlink or hard link.
@@ -149,15 +177,44 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       const loaded = performance.now();
       const bar = progressBar(io);
       let compared: CompareOutput | undefined;
-      let result: Result<MergeResult>;
+      let result: Result<MergeResult> | undefined;
+      let tuning: Tuning | undefined;
+      if (tune) {
+        const asGrid = (value: number | readonly number[]): readonly number[] =>
+          typeof value === 'number' ? [value] : value;
+        const tuned = await tuneMerge(models, labels, data, normalization, tasks, {
+          alphas: asGrid(alpha.value),
+          betas: asGrid(beta.value),
+          holdout: flags.tuneHoldout,
+          merge: {
+            repair: flags.repair,
+            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+            memoryLimit: flags.maxMemory * 2 ** 30,
+            ...(statistics ? { statistics } : {}),
+            batchSize: flags.batch,
+            threads: flags.threads,
+            onProgress: bar.listener,
+          },
+        });
+        if (!tuned.ok) {
+          bar.stop();
+          return tuned;
+        }
+        tuning = tuned.value.tuning;
+        result = ok(tuned.value.merge);
+      }
+      const chosen = {
+        alpha: tuning?.chosen.alpha ?? match.value.options.alpha,
+        beta: tuning?.chosen.beta ?? match.value.options.beta,
+      };
       if (test !== undefined) {
         // The report's table comes from the same merge that is written: compareMethods runs
         // it once, with the sources and the ensemble scored beside it.
         const spec: MethodSpec = {
           name: METHOD_NAMES[match.value.method],
           method: match.value.method,
-          alpha: match.value.options.alpha,
-          beta: match.value.options.beta,
+          alpha: chosen.alpha,
+          beta: chosen.beta,
           ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
         };
         const comparison = await compareMethods({
@@ -176,7 +233,9 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         });
         if (comparison.ok) compared = comparison.value;
         result = comparison.ok ? ok([...comparison.value.merges.values()][0]!) : comparison;
-      } else {
+        if (result.ok && tuning !== undefined)
+          result = ok({ ...result.value, model: withTuningMetadata(result.value.model, tuning) });
+      } else if (result === undefined) {
         result = await mergeModels(models, labels, data, normalization, {
           method: match.value.method,
           match: match.value.options,
@@ -212,10 +271,12 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             out: flags.out,
             samples: data.count,
             seconds,
+            ...(tuning !== undefined ? { tuning } : {}),
             ...(compared !== undefined ? { rows: compared.rows } : {}),
           }),
         );
       } else {
+        if (tuning !== undefined) io.out(formatTuning(tuning));
         const merges = report.spaces.reduce(
           (a, s) => [a[0]! + s.crossModelMerges, a[1]! + s.sameModelMerges],
           [0, 0],
@@ -234,7 +295,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         if (!flags.json) io.out(formatTable(compared.rows, taskNames(tasks.length)));
         const report = comparisonReport(
           `zipit merge: ${paths.join(' + ')}`,
-          `zipit merge ${paths.join(' ')} --method ${flags.method}${flags.stopAt !== undefined ? ` --stop-at ${flags.stopAt}` : ''} --samples ${flags.samples}; evaluated on ${flags.testData}`,
+          `zipit merge ${paths.join(' ')} --method ${flags.method}${match.value.method === 'zipit' ? ` --alpha ${flags.alpha} --beta ${flags.beta}` : ''}${flags.stopAt !== undefined ? ` --stop-at ${flags.stopAt}` : ''} --samples ${flags.samples}; evaluated on ${flags.testData}`,
           tasks,
           compared,
         );
