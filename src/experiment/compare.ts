@@ -6,6 +6,7 @@ import { scoreTasks, type ScoreSource } from '../eval/metrics.js';
 import { analyzeGraph } from '../graph/analyze.js';
 import { countMacs } from '../graph/flops.js';
 import { DEFAULT_MATCH_OPTIONS, type MatchMethod } from '../match/index.js';
+import type { HeadRule } from '../merge/class-head.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import { checkStopPoints } from '../merge/stop-points.js';
 import type { Model } from '../onnx/model.js';
@@ -56,6 +57,8 @@ export interface CompareInput {
   readonly onProgress?: ProgressListener;
   /** Partial zipping with ZipIt! (the last method's alpha/beta) at these stop points (ids). */
   readonly stopPoints?: readonly string[];
+  /** How full merges build the classifier (default class-aware: `tasks` are the trained classes). */
+  readonly head?: HeadRule;
 }
 
 /** The table rows and the merges behind them (by method name). */
@@ -137,6 +140,9 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         method: spec.method,
         match: { alpha: spec.alpha, beta: spec.beta },
         repair: input.repair ?? true,
+        // One task per model (checked above): model k was trained on tasks[k].
+        trainedClasses: input.tasks,
+        head: input.head ?? 'class-aware',
         threads,
         ...(input.batchSize !== undefined ? { batchSize: input.batchSize } : {}),
         ...(input.memoryLimit !== undefined ? { memoryLimit: input.memoryLimit } : {}),

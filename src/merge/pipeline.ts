@@ -26,6 +26,7 @@ import {
 } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
+import { classAwareHead, type HeadRule } from './class-head.js';
 import { collectStatistics, type CollectedStatistics } from './collect.js';
 import {
   correctionKind,
@@ -70,6 +71,17 @@ export interface MergeOptions {
    * Weight matching ('weights') reads no statistics and refuses them.
    */
   readonly statistics?: StatisticsSet;
+  /**
+   * The classes each model was trained on, one set per model (default: the models'
+   * `zipit.trained_classes` metadata). Recorded in the merged model, and read by `head`.
+   */
+  readonly trainedClasses?: readonly (readonly number[])[];
+  /**
+   * How a full merge builds the classifier (class-head.ts): 'class-aware' (the default) makes
+   * output class j from the rows of the models trained on j when the trained classes are known;
+   * 'average' averages every model's row, as the paper does.
+   */
+  readonly head?: HeadRule;
 }
 
 /** Per space, what the matcher did. */
@@ -89,6 +101,8 @@ export interface MergeReport {
   readonly spacesMerged: number;
   readonly spaces: readonly SpaceReport[];
   readonly correction: 'batchnorm' | 'repair' | 'none';
+  /** How the classifier of a full merge was built ('average' also when classes were unknown). */
+  readonly head: HeadRule;
   /** Where the trunk ends for partial zipping (absent for a full zip). */
   readonly stopAt?: {
     readonly id: string;
@@ -151,6 +165,8 @@ interface Prepared {
   readonly mergeable: FeatureSpace[];
   readonly inputDims: number[];
   readonly pass: Batches;
+  /** Each model's trained classes, when given or stored in every model; else undefined. */
+  readonly trained: readonly (readonly number[])[] | undefined;
 }
 
 /** Validates the inputs and plans the merge, before any inference. */
@@ -178,6 +194,12 @@ function prepare(
   // The merged width is checked by the matcher, against each space's width.
   const mergedWidth = options.match?.mergedWidth;
   const match = { ...parsed.value.options, ...(mergedWidth !== undefined ? { mergedWidth } : {}) };
+  const trained = options.trainedClasses ?? storedTasks(models);
+  if (options.trainedClasses !== undefined && options.trainedClasses.length !== models.length)
+    return fail(
+      'bad-argument',
+      `Expected one set of trained classes per model (${models.length}), got ${options.trainedClasses.length}.`,
+    );
   for (const [k, model] of models.entries()) {
     const finite = checkFiniteWeights(model);
     if (!finite.ok) return fail(finite.reason, `${labels[k]}: ${finite.message}`);
@@ -225,6 +247,8 @@ function prepare(
     mergeable,
     inputDims,
     pass: pass.value,
+    // A merged model stores one set per head: only one set per source describes these models.
+    trained: trained?.length === models.length ? trained : undefined,
   });
 }
 
@@ -343,9 +367,9 @@ export async function mergeModels(
   const matched = matchSpaces(plan, collected.value.covariance, options, models.length);
   if (!matched.ok) return matched;
   const t2 = now();
-  const assembled = assemble(plan, labels, matched.value.transforms);
+  const assembled = assemble(plan, labels, matched.value.transforms, options.head ?? 'class-aware');
   const t3 = now();
-  const corrected = await correctStatistics(assembled, correction, plan, options, {
+  const corrected = await correctStatistics(assembled.model, correction, plan, options, {
     transforms: matched.value.transforms,
     moments: collected.value.moments,
   });
@@ -361,6 +385,8 @@ export async function mergeModels(
       normalization,
       plan.inputDims,
       options.method,
+      options.trainedClasses,
+      assembled.head,
     ),
     spaces: plan.spaces.spaces,
     correlations: matched.value.correlations,
@@ -371,6 +397,7 @@ export async function mergeModels(
       spacesMerged: plan.mergeable.length,
       spaces: matched.value.reports,
       correction: correction.kind,
+      head: assembled.head,
       ...(plan.stop
         ? {
             stopAt: {
@@ -511,18 +538,40 @@ function assemble(
   prepared: Prepared,
   labels: readonly string[],
   transforms: ReadonlyMap<number, SpaceTransform>,
-): Model {
-  const { graphs, maps, spaces, stop } = prepared;
+  rule: HeadRule,
+): { model: Model; head: HeadRule } {
+  const { graphs, maps, spaces, stop, trained } = prepared;
+  if (stop === undefined) {
+    const head =
+      rule === 'class-aware' && trained !== undefined
+        ? classAwareHead(graphs[0]!.model, spaces, trained)
+        : undefined;
+    // The logits' space is fixed, so no matching ever transforms it; if it were merged, the
+    // matching's transform stands.
+    if (head === undefined || transforms.has(head.space))
+      return {
+        model: applyTransforms(graphs, maps.initializers, spaces, transforms),
+        head: 'average',
+      };
+    const withHead = new Map(transforms).set(head.space, head.transform);
+    return {
+      model: applyTransforms(graphs, maps.initializers, spaces, withHead),
+      head: 'class-aware',
+    };
+  }
+  // Partial zipping keeps every model's own head.
   const merged = applyTransforms(graphs, maps.initializers, spaces, transforms);
-  if (stop === undefined) return merged;
-  return buildMultiHead(
-    merged,
-    graphs,
-    labels,
-    maps.values,
-    stop,
-    transforms.get(stop.space)!.columns,
-  );
+  return {
+    model: buildMultiHead(
+      merged,
+      graphs,
+      labels,
+      maps.values,
+      stop,
+      transforms.get(stop.space)!.columns,
+    ),
+    head: 'average',
+  };
 }
 
 /** Which statistics correction a merge does; REPAIR's plan says which source moments it needs. */
@@ -581,9 +630,11 @@ function withMergeMetadata(
   normalization: Normalization,
   inputDims: readonly number[],
   method: MatchMethod,
+  given: readonly (readonly number[])[] | undefined,
+  head: HeadRule,
 ): Model {
-  // The sources' trained classes, one set per source, so that scoring needs no --tasks.
-  const trained = storedTasks(models);
+  // The sources' trained classes, one set per source (a merged source stores one per head).
+  const trained = given ?? storedTasks(models);
   // The merged graph starts from model A's, metadata included: A's own trained classes must not
   // pass for the merge's when another source stores none.
   const sourceMetadata = Object.fromEntries(
@@ -604,6 +655,8 @@ function withMergeMetadata(
       }),
       'zipit.method': method,
       'zipit.sources': labels.join(','),
+      'zipit.head': head,
+      // So that scoring needs no --tasks.
       ...(trained ? trainedClassesMetadata(trained) : {}),
     },
   };
