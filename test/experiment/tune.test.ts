@@ -12,7 +12,7 @@ import {
   tuneMerge,
   type TunePoint,
 } from '../../src/experiment/tune.js';
-import { mergeModels } from '../../src/merge/pipeline.js';
+import { collectMergeStatistics, mergeModels } from '../../src/merge/pipeline.js';
 import { readModelFile } from '../../src/onnx/files.js';
 import type { Model } from '../../src/onnx/model.js';
 import { fixtureModel, maxAbsDiff, probeInput, runModel } from '../helpers.js';
@@ -155,12 +155,14 @@ test('tuneMerge reports the agreement of each merge, chooses its argmax, and wri
     alphas: [0.3, 1],
     betas: [0.125, 1],
     holdout: 0.25,
+    resetImages: 150,
     merge: { threads: 1, batchSize: 100 },
   });
   assert.ok(tuned.ok, !tuned.ok ? tuned.message : '');
   const { tuning, merge } = tuned.value;
   assert.equal(tuning.fitted, 300);
   assert.equal(tuning.scored, 100);
+  assert.equal(tuning.reset, 150);
   assert.deepEqual(
     tuning.points.map((p) => [p.alpha, p.beta]),
     [
@@ -171,8 +173,13 @@ test('tuneMerge reports the agreement of each merge, chooses its argmax, and wri
     ],
   );
   // Each point's score, recomputed apart: the merge fitted to the other images (its own
-  // statistics pass), scored against the sources on the held-out ones.
+  // statistics pass; the statistics reset on every other one of them), scored against the
+  // sources on the held-out ones.
   const { fit, scored } = splitHoldout(data, 0.25);
+  const reset = subset(
+    fit,
+    Array.from({ length: 150 }, (_, i) => 2 * i),
+  );
   const sources: ScoreSource[] = [];
   for (const model of models) {
     const s = await modelScores({ model, label: 'source', ...normalization }, scored, {
@@ -182,9 +189,16 @@ test('tuneMerge reports the agreement of each merge, chooses its argmax, and wri
     sources.push(s.value[0]!);
   }
   for (const point of tuning.points) {
-    const merged = await mergeModels(models, labels, fit, normalization, {
+    const statistics = await collectMergeStatistics(models, labels, fit, normalization, {
+      method: 'zipit',
+      threads: 1,
+      batchSize: 100,
+    });
+    assert.ok(statistics.ok);
+    const merged = await mergeModels(models, labels, reset, normalization, {
       method: 'zipit',
       match: { alpha: point.alpha, beta: point.beta },
+      statistics: statistics.value,
       threads: 1,
       batchSize: 100,
     });
