@@ -321,7 +321,9 @@ export async function tuneMerge(
       'bad-argument',
       `Choosing alpha/beta scores the merge against each model's own classes: expected one class set per model (${models.length}), got ${tasks.length}; give --tasks.`,
     );
-  const base = options.merge ?? {};
+  // The tasks are the classes each model was trained on: every merge builds its classifier
+  // from them (class-aware heads) unless told otherwise.
+  const base = { trainedClasses: tasks, ...options.merge };
   const { onProgress, statistics: given } = base;
   const mergedWidth = base.match?.mergedWidth;
   // The grid's merges report through the tuner's own events, not their phases.

@@ -199,6 +199,7 @@ test('tuneMerge reports the agreement of each merge, chooses its argmax, and wri
       method: 'zipit',
       match: { alpha: point.alpha, beta: point.beta },
       statistics: statistics.value,
+      trainedClasses: tasks,
       threads: 1,
       batchSize: 100,
     });
@@ -227,10 +228,12 @@ test('tuneMerge reports the agreement of each merge, chooses its argmax, and wri
     [tuning.chosen.alpha, tuning.chosen.beta, tuning.chosen.score],
     [first.alpha, first.beta, best],
   );
-  // The result is the plain merge at the chosen point on all the merge images.
+  // The result is the plain merge at the chosen point on all the merge images (its classifier
+  // built from the tasks, as every merge of the tuner's).
   const plain = await mergeModels(models, labels, data, normalization, {
     method: 'zipit',
     match: { alpha: first.alpha, beta: first.beta },
+    trainedClasses: tasks,
     threads: 1,
     batchSize: 100,
   });
