@@ -110,6 +110,11 @@ export {
   type MergeReport,
   type SpaceReport,
 } from './merge/pipeline.js';
+/*
+ * How a full merge builds the classifier: class-aware (output class j from the models trained
+ * on j; MergeOptions.trainedClasses or the models' metadata) or the paper's average.
+ */
+export { HEAD_RULES, type HeadRule } from './merge/class-head.js';
 export { defaultMemoryLimit, type MachineMemory } from './merge/memory-estimate.js';
 export { permuteChannels } from './merge/permute-model.js';
 

@@ -2,7 +2,7 @@
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_MATCH_OPTIONS, defaultMemoryLimit } from '../index.js';
+import { DEFAULT_MATCH_OPTIONS, defaultMemoryLimit, HEAD_RULES } from '../index.js';
 import type { ProgressListener } from '../progress.js';
 import type { CliIo } from './command.js';
 import { printable } from './printable.js';
@@ -137,6 +137,20 @@ export function dataOption(
 /** `--tasks <sets>`: class sets separated by '/', one per model; resolveTasks reads it. */
 export function tasksOption(description: string): Option {
   return new Option('--tasks <sets>', description);
+}
+
+/**
+ * `--head <rule>`: how a full merge builds the classifier. class-aware (output class j from the
+ * models trained on j) needs each model's classes (--tasks or the models' metadata); average is
+ * the paper's.
+ */
+export function headOption(): Option {
+  return new Option(
+    '--head <rule>',
+    "classifier of a full merge: class-aware (class j from the models trained on j; needs --tasks or the models' trained classes) or average (every model's row, as in the paper)",
+  )
+    .choices(HEAD_RULES)
+    .default('class-aware');
 }
 
 /** `--samples <n>`: how many images a draw takes (at least 1). */

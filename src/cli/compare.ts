@@ -1,10 +1,17 @@
 /** @file `zipit compare`: every baseline on one set of source models, as the paper's table (and an HTML report). */
 import { resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
-import { compareMethods, DEFAULT_METHODS, loadData, type MethodSpec } from '../index.js';
+import {
+  compareMethods,
+  DEFAULT_METHODS,
+  loadData,
+  type HeadRule,
+  type MethodSpec,
+} from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
+  headOption,
   progressBar,
   samplesOption,
   seedOption,
@@ -27,6 +34,7 @@ interface CompareFlags extends MergeInputFlags, ZipitFlags, RunFlags {
   report?: string;
   json?: boolean;
   repair: boolean;
+  head: HeadRule;
 }
 
 /** Registers `zipit compare`. */
@@ -51,7 +59,8 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           )
           .option('--report <file>', 'write a self-contained HTML report')
           .option('--json', 'print the rows as one JSON object')
-          .option('--no-repair', 'skip the statistics correction'),
+          .option('--no-repair', 'skip the statistics correction')
+          .addOption(headOption()),
       ),
     ),
   ).action((paths: string[], flags: CompareFlags) =>
@@ -86,6 +95,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         normalization,
         methods,
         repair: flags.repair,
+        head: flags.head,
         threads: flags.threads,
         stopPoints: stopPoints.value,
         onProgress: bar.listener,
@@ -98,6 +108,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             models: paths,
             tasks: tasks,
             samples: data.count,
+            head: flags.head,
             rows: result.value.rows,
           }),
         );
@@ -105,7 +116,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
       if (flags.report !== undefined) {
         const report = comparisonReport(
           `zipit compare: ${paths.join(' + ')}`,
-          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}`,
+          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.head === 'average' ? ' --head average' : ''}`,
           tasks,
           result.value,
         );

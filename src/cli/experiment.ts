@@ -9,9 +9,11 @@ import {
   runExperiment,
   writeFileAtomic,
   type Architecture,
+  type HeadRule,
 } from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
+  headOption,
   intOption,
   parseNumberList,
   progressBar,
@@ -37,6 +39,7 @@ interface ExperimentFlags extends RunFlags {
   alphas?: number[];
   betas?: number[];
   report?: string;
+  head: HeadRule;
 }
 
 /** Registers `zipit experiment`. */
@@ -69,7 +72,8 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         `beta grid for the held-out pair (default: ${DEFAULT_BETA_GRID.join(',')})`,
         parseNumberList('--betas'),
       )
-      .option('--report <file>', 'write a self-contained HTML report'),
+      .option('--report <file>', 'write a self-contained HTML report')
+      .addOption(headOption()),
   ).action((flags: ExperimentFlags) =>
     run(async () => {
       if (!(ARCHITECTURES as readonly string[]).includes(flags.arch)) {
@@ -105,6 +109,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         ...(flags.alphas ? { alphas: flags.alphas } : {}),
         ...(flags.betas ? { betas: flags.betas } : {}),
         threads: flags.threads,
+        head: flags.head,
         onProgress: bar.listener,
         onNote: (line) => {
           bar.stop();

@@ -22,6 +22,7 @@ import type { ReportRow, ReportStd } from '../report/types.js';
 import { Random } from '../tensor/random.js';
 import { trainModel } from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
+import type { HeadRule } from '../merge/class-head.js';
 import { compareMethods, type MethodSpec } from './compare.js';
 
 /** What to run. */
@@ -40,6 +41,8 @@ export interface ExperimentOptions {
   readonly alphas?: readonly number[];
   readonly betas?: readonly number[];
   readonly threads?: number;
+  /** How full merges build the classifier (default class-aware; 'average' is the paper's). */
+  readonly head?: HeadRule;
   readonly onProgress?: ProgressListener;
   /** Called with one line when a step finishes (training done, alpha/beta chosen, pair evaluated). */
   readonly onNote?: (line: string) => void;
@@ -59,6 +62,8 @@ export interface ExperimentResults {
   readonly width: number;
   readonly epochs: number;
   readonly samples: number;
+  /** The full merges' classifier rule (absent in runs made before the rule existed: 'average'). */
+  readonly head?: HeadRule;
   readonly chosen: {
     readonly alpha: number;
     readonly beta: number;
@@ -229,16 +234,19 @@ export async function runExperiment(
   const cached = readJson<ExperimentResults>(cachePath);
   const alphas = options.alphas ?? DEFAULT_ALPHA_GRID;
   const betas = options.betas ?? DEFAULT_BETA_GRID;
+  const head = options.head ?? 'class-aware';
+  const cachedHead = cached?.head ?? 'average';
   if (
     cached !== undefined &&
     (cached.arch !== options.arch ||
       cached.width !== options.width ||
       cached.epochs !== options.epochs ||
-      cached.samples !== samples)
+      cached.samples !== samples ||
+      cachedHead !== head)
   ) {
     return fail(
       'bad-argument',
-      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, not this one: pass another --out.`,
+      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, ${cachedHead} head, not this one: pass another --out${cachedHead !== head ? ` or --head ${cachedHead}` : ''}.`,
     );
   }
   let chosen = cached?.chosen;
@@ -255,6 +263,7 @@ export async function runExperiment(
     width: options.width,
     epochs: options.epochs,
     samples,
+    head,
     chosen: chosen!,
     pairs: results,
     summary: summarize(results),
@@ -273,7 +282,13 @@ export async function runExperiment(
           ['a.onnx', 'b.onnx'],
           data.value,
           normalization,
-          { method: 'zipit', match: { alpha, beta }, threads: options.threads ?? 2 },
+          {
+            method: 'zipit',
+            match: { alpha, beta },
+            trainedClasses: held.tasks,
+            head,
+            threads: options.threads ?? 2,
+          },
         );
         if (!merged.ok) return merged;
         const scores = await modelScores(
@@ -335,6 +350,7 @@ export async function runExperiment(
       normalization,
       methods,
       stopPoints,
+      head,
       threads: options.threads ?? 2,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
