@@ -8,6 +8,9 @@ import type { Tensor } from '../onnx/tensor.js';
 import type { AnalyzedGraph } from './analyze.js';
 import type { ChannelLayout, ParamBinding, Segment } from './space-types.js';
 
+/** Per-channel means over the spatial axes: a site is read before them (siteOf). */
+const SPATIAL_MEANS = new Set(['GlobalAveragePool', 'ReduceMean']);
+
 /** Union-find over space ids: a residual Add or a tied weight joins two spaces into one. */
 export class UnionFind {
   private readonly parent: number[] = [];
@@ -137,10 +140,19 @@ export class SpaceWalk {
     return this.graph.model.graph.initializers.get(name);
   }
 
-  /** The value to measure a consumer's input at: before any flatten, so channels keep their axis. */
+  /**
+   * The value to measure a consumer's input at: before any flatten, so channels keep their axis,
+   * and before a global average pool (GlobalAveragePool, or ReduceMean over the spatial axes):
+   * the reference measures the map its avgpool reads, every (image, position) an observation,
+   * not the N per-image means.
+   */
   siteOf(value: string): string {
     const producer = this.graph.producer.get(value);
-    if (producer && this.graph.roles.get(producer.name) === 'flatten')
+    const role = producer && this.graph.roles.get(producer.name);
+    if (
+      producer &&
+      (role === 'flatten' || (role === 'per-channel' && SPATIAL_MEANS.has(producer.opType)))
+    )
       return this.siteOf(producer.inputs[0]!);
     return value;
   }
