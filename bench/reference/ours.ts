@@ -1,0 +1,119 @@
+/**
+ * @file Our side of the reference harness: the same rows as run_reference.py on the folder
+ * bench/reference.ts prepared, through the public API (mergeModels, modelScores, scoreTasks),
+ * on the same merge images, batch size and preprocessing. Prints one JSON object.
+ *
+ * Usage: node --import tsx bench/reference/ours.ts --input DIR --methods models,wavg,...
+ *   [--alpha 0.3 --beta 0.125]
+ */
+import { parseArgs } from 'node:util';
+import {
+  mergeModels,
+  modelScores,
+  readModelFile,
+  scoreTasks,
+  type MatchMethod,
+  type Model,
+  type ScoreSource,
+} from '../../src/index.js';
+import { peakMiB, readDataset, readManifest, type SideOutput, type SideRow } from './exchange.js';
+
+const { values } = parseArgs({
+  options: {
+    input: { type: 'string' },
+    methods: { type: 'string', default: 'models,wavg,permute,zipit,zipit-13,zipit-7' },
+    alpha: { type: 'string', default: '0.3' },
+    beta: { type: 'string', default: '0.125' },
+  },
+});
+if (values.input === undefined) {
+  console.error('Expected --input <folder written by bench/reference.ts>');
+  process.exit(1);
+}
+const dir = values.input;
+const manifest = readManifest(dir);
+const alpha = Number(values.alpha);
+const beta = Number(values.beta);
+const mergeData = readDataset(dir, manifest.merge, manifest.numClasses);
+const testData = readDataset(dir, manifest.test, manifest.numClasses);
+const normalization = { mean: manifest.mean, std: manifest.std };
+const threads = manifest.threads;
+
+function orDie<T>(result: { ok: true; value: T } | { ok: false; message: string }): T {
+  if (!result.ok) {
+    console.error(result.message);
+    process.exit(1);
+  }
+  return result.value;
+}
+
+const models: Model[] = manifest.models.map((m) => orDie(readModelFile(m.path)));
+const labels = manifest.models.map((m) => m.path);
+
+async function scores(model: Model, label: string): Promise<ScoreSource[]> {
+  return orDie(
+    await modelScores({ model, label, ...normalization }, testData, { threads, batchSize: 500 }),
+  );
+}
+
+function row(method: string, sources: ScoreSource[]): SideRow {
+  const accuracy = scoreTasks(sources, testData.labels, manifest.tasks);
+  return { method, joint: accuracy.joint, tasks: accuracy.tasks, avg: accuracy.avg };
+}
+
+const MERGES: Record<string, { name: string; method: MatchMethod; stop?: string }> = {
+  wavg: { name: 'W.Avg', method: 'wavg' },
+  permute: { name: 'Permute', method: 'permute' },
+  zipit: { name: 'ZipIt!20/20', method: 'zipit' },
+  'zipit-13': { name: 'ZipIt!13/20', method: 'zipit', stop: 'zipit-13' },
+  'zipit-7': { name: 'ZipIt!7/20', method: 'zipit', stop: 'zipit-7' },
+};
+
+const rows: SideRow[] = [];
+const seconds: Record<string, object> = {};
+for (const method of values.methods.split(',')) {
+  console.error(`ours: ${method}`);
+  if (method === 'models') {
+    const sources: ScoreSource[][] = [];
+    for (const [k, model] of models.entries()) {
+      sources.push(await scores(model, labels[k]!));
+      rows.push(row(`Model ${String.fromCharCode(65 + k)}`, sources[k]!));
+    }
+    rows.push(row('Ensemble', sources.flat()));
+    continue;
+  }
+  const spec = MERGES[method];
+  if (spec === undefined) {
+    console.error(
+      `Expected methods among models,${Object.keys(MERGES).join(',')}, got '${method}'`,
+    );
+    process.exit(1);
+  }
+  const stopAt = spec.stop === undefined ? undefined : manifest.stopPoints[spec.stop];
+  const started = performance.now();
+  const merged = orDie(
+    await mergeModels(models, labels, mergeData, normalization, {
+      method: spec.method,
+      match: { alpha, beta },
+      batchSize: manifest.batchSize,
+      threads,
+      ...(stopAt !== undefined ? { stopAt } : {}),
+    }),
+  );
+  const mergeSeconds = (performance.now() - started) / 1000;
+  seconds[spec.name] = merged.report.seconds;
+  rows.push({
+    ...row(spec.name, await scores(merged.model, spec.name)),
+    mergeSeconds,
+    transformSeconds: merged.report.seconds.matching,
+  });
+}
+const output: SideOutput = {
+  side: 'ours',
+  alpha,
+  beta,
+  rows,
+  phaseSeconds: seconds,
+  peakMiB: peakMiB(),
+};
+console.log(JSON.stringify(output));

@@ -1,0 +1,105 @@
+/** @file The side-by-side table of bench/reference.ts, from its JSON summary (so a saved run can be re-rendered). */
+import type { SideRow } from './exchange.js';
+
+/** One side's row with the peak memory of the process that ran it. */
+export interface MeasuredRow extends SideRow {
+  readonly peakMiB?: number;
+}
+
+/** One table row: both sides and their difference. */
+export interface ComparedRow {
+  readonly method: string;
+  readonly reference?: MeasuredRow;
+  readonly ours?: MeasuredRow;
+  /** Ours minus reference (fractions). */
+  readonly diff?: { readonly joint: number; readonly tasks: readonly number[] };
+  readonly oursOverReference?: number;
+}
+
+/** What `bench:reference --json` prints. */
+export interface Summary {
+  readonly pair: string;
+  readonly files: readonly string[];
+  readonly reference: string;
+  readonly torch?: string;
+  readonly width: number;
+  readonly tasks: readonly (readonly number[])[];
+  readonly preprocessing: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  readonly samples: number;
+  readonly seed: number;
+  readonly testImages: number;
+  readonly batchSize: number;
+  readonly threads: number;
+  readonly alpha: number;
+  readonly beta: number;
+  readonly baseReset: boolean;
+  readonly stopPoints: {
+    readonly ours: Readonly<Record<string, string>>;
+    readonly reference?: Readonly<Record<string, number | null>>;
+  };
+  readonly checkImages: number;
+  readonly loadMaxAbsDiff?: readonly number[];
+  readonly referenceBaseResetSeconds?: number;
+  readonly singleProcess: boolean;
+  readonly rows: readonly ComparedRow[];
+}
+
+const pct = (v: number | undefined): string => (v === undefined ? '-' : (100 * v).toFixed(1));
+const signed = (v: number | undefined): string =>
+  v === undefined ? '-' : `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
+const sec = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(1));
+const mib = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(0));
+
+/** The table with its header and footer lines. */
+export function renderTable(s: Summary): string {
+  const header = [
+    'Method',
+    'Ref joint',
+    'A',
+    'B',
+    'Ours joint',
+    'A',
+    'B',
+    'Δ joint',
+    'Δ A',
+    'Δ B',
+    'Ref s',
+    'Ours s',
+    'ours/ref',
+    'Ref MiB',
+    'Ours MiB',
+  ];
+  const lines = s.rows.map((r) => [
+    r.method,
+    pct(r.reference?.joint),
+    pct(r.reference?.tasks[0]),
+    pct(r.reference?.tasks[1]),
+    pct(r.ours?.joint),
+    pct(r.ours?.tasks[0]),
+    pct(r.ours?.tasks[1]),
+    signed(r.diff?.joint),
+    signed(r.diff?.tasks[0]),
+    signed(r.diff?.tasks[1]),
+    sec(r.reference?.mergeSeconds),
+    sec(r.ours?.mergeSeconds),
+    r.oursOverReference === undefined ? '-' : `${r.oursOverReference.toFixed(2)}x`,
+    s.singleProcess ? '-' : mib(r.reference?.peakMiB),
+    s.singleProcess ? '-' : mib(r.ours?.peakMiB),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const refStops = s.stopPoints.reference;
+  return [
+    `pair ${s.pair} (${s.files.join(', ')}), ResNet-20 x${s.width}, tasks ${s.tasks.map((t) => t.join(',')).join(' / ')}`,
+    `merge: ${s.samples} fashion-mnist:train images (seed ${s.seed}), batch ${s.batchSize}, mean ${s.preprocessing.mean.join(',')} std ${s.preprocessing.std.join(',')}; test: ${s.testImages} images; ZipIt! alpha ${s.alpha} beta ${s.beta}; ${s.threads} threads`,
+    `reference: ${s.reference} (torch ${s.torch ?? '?'}), base models' BN ${s.baseReset ? 'reset on the merge images before merging, as its scripts do' : 'NOT reset (--no-base-reset)'}; stop_at 13/20 = node ${refStops?.['zipit-13'] ?? '?'}, 7/20 = node ${refStops?.['zipit-7'] ?? '?'}; ours: --stop-at ${s.stopPoints.ours['zipit-13']} / ${s.stopPoints.ours['zipit-7']}`,
+    '',
+    format(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...lines.map(format),
+    '',
+    `Accuracies in %. Δ = ours - reference. s: each side's whole merge (statistics, matching, weights, BN reset; not the scoring). MiB: peak RSS (VmHWM) of the process that ran the row${s.singleProcess ? ' (not shown with --single-process)' : ''}.`,
+    `The reference's BN reset of the base models took ${sec(s.referenceBaseResetSeconds)} s (once per run, not in Ref s). Load check, max |logit difference| of the reference's model vs onnxruntime on ${s.checkImages} test images: ${(s.loadMaxAbsDiff ?? []).map((d) => d.toExponential(1)).join(', ') || '-'}.`,
+  ].join('\n');
+}
