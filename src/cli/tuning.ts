@@ -90,6 +90,8 @@ const RULE_TEXT: Record<Tuning['rule'], string> = {
   routed: 'agreement with the source the ensemble routes each image to',
   all: 'agreement with every source on its own classes',
   confidence: 'confidence-weighted agreement with every source',
+  soft: "the merge's probability of each source's prediction",
+  margin: "joint agreement with the source models' ensemble, weighted by its routing margin",
 };
 
 /** The tuning as text: what was scored, the grid of scores (alpha rows, beta columns), the choice. */

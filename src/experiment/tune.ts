@@ -38,12 +38,24 @@ import { DEFAULT_ALPHA_GRID, DEFAULT_BETA_GRID } from './experiment.js';
  * - 'routed': the merge agrees with source k on the images the ensemble assigns to k;
  * - 'all': the merge agrees with source k on every image, averaged over k;
  * - 'confidence': as 'all', each image weighted by source k's confidence (its largest
- *   probability over T_k).
+ *   probability over T_k);
+ * - 'soft': the merge's probability (softmax over T_k) of source k's prediction, averaged over
+ *   every image and k;
+ * - 'margin': as 'joint', each image weighted by the ensemble's routing margin (the most
+ *   confident source's confidence minus the next one's), so that images the ensemble cannot
+ *   place count little.
  */
-export type AgreementRule = 'joint' | 'routed' | 'all' | 'confidence';
+export type AgreementRule = 'joint' | 'routed' | 'all' | 'confidence' | 'soft' | 'margin';
 
 /** Every {@link AgreementRule}, in the order reports list them. */
-export const AGREEMENT_RULES: readonly AgreementRule[] = ['joint', 'routed', 'all', 'confidence'];
+export const AGREEMENT_RULES: readonly AgreementRule[] = [
+  'joint',
+  'routed',
+  'all',
+  'confidence',
+  'soft',
+  'margin',
+];
 
 /**
  * The rule `tuneMerge` chooses by when not told: the one that tracked the labelled choice best on
@@ -167,6 +179,21 @@ function confidenceAt(source: ScoreSource, image: number, indices: readonly numb
   return 1 / sum;
 }
 
+/** The softmax probability, over image `image`'s logits at `indices`, of the one at `indices[at]`. */
+function probabilityAt(
+  source: ScoreSource,
+  image: number,
+  indices: readonly number[],
+  at: number,
+): number {
+  const row = image * source.labels.length;
+  let max = -Infinity;
+  for (const i of indices) max = Math.max(max, source.logits[row + i]!);
+  let sum = 0;
+  for (const i of indices) sum += Math.exp(source.logits[row + i]! - max);
+  return Math.exp(source.logits[row + indices[at]!]! - max) / sum;
+}
+
 /**
  * The agreement of a merge with its sources on the same `count` images under every rule (see
  * {@link AgreementRule}). `sources[k]` is source k's one output; `merged` is the merge's one
@@ -209,27 +236,45 @@ export function agreementScores(
   const ensembleClass = new Uint8Array(count);
   let agreeAll = 0;
   let agreeRouted = 0;
+  let soft = 0;
   let weighted = new Array<number>(numModels).fill(0);
   const weights = new Array<number>(numModels).fill(0);
+  let marginAgreement = 0;
+  let marginTotal = 0;
   for (let image = 0; image < count; image++) {
     let routedConfidence = -Infinity;
+    let nextConfidence = -Infinity;
     let agreesRouted = false;
+    // The merge's own joint prediction: the class of its most confident task.
+    let mergedConfidence = -Infinity;
+    let mergedClass = -1;
     for (let k = 0; k < numModels; k++) {
       const task = tasks[k]!;
+      const head = merged[merged.length === 1 ? 0 : k]!;
       const own = argmaxAt(sources[k]!, image, sourceIndices[k]!);
-      const mine = argmaxAt(merged[merged.length === 1 ? 0 : k]!, image, mergedIndices[k]!);
+      const mine = argmaxAt(head, image, mergedIndices[k]!);
       const confidence = confidenceAt(sources[k]!, image, sourceIndices[k]!);
       const agrees = own === mine;
       if (agrees) agreeAll += 1;
+      soft += probabilityAt(head, image, mergedIndices[k]!, own);
       weights[k]! += confidence;
       if (agrees) weighted[k]! += confidence;
       if (confidence > routedConfidence) {
+        nextConfidence = routedConfidence;
         routedConfidence = confidence;
         agreesRouted = agrees;
         ensembleClass[image] = task[own]!;
+      } else if (confidence > nextConfidence) nextConfidence = confidence;
+      const sure = confidenceAt(head, image, mergedIndices[k]!);
+      if (sure > mergedConfidence) {
+        mergedConfidence = sure;
+        mergedClass = task[mine]!;
       }
     }
     if (agreesRouted) agreeRouted += 1;
+    const margin = numModels > 1 ? routedConfidence - nextConfidence : 1;
+    marginTotal += margin;
+    if (mergedClass === ensembleClass[image]) marginAgreement += margin;
   }
   weighted = weighted.map((w, k) => (weights[k]! > 0 ? w / weights[k]! : 0));
   const joint = scoreTasks(merged, ensembleClass, tasks).joint;
@@ -238,6 +283,8 @@ export function agreementScores(
     routed: count > 0 ? agreeRouted / count : 0,
     all: count > 0 ? agreeAll / (count * numModels) : 0,
     confidence: weighted.reduce((a, b) => a + b, 0) / numModels,
+    soft: count > 0 ? soft / (count * numModels) : 0,
+    margin: marginTotal > 0 ? marginAgreement / marginTotal : 0,
   });
 }
 

@@ -78,12 +78,44 @@ test('agreementScores: every rule on hand-computed logits', () => {
   const expected =
     ((confA[0]! + confA[1]!) / sum(confA) + (confB[0]! + confB[2]! + confB[3]!) / sum(confB)) / 2;
   assert.ok(Math.abs(scores.value.confidence - expected) < 1e-6, `${scores.value.confidence}`);
+  // Soft: the merge's probability of A's predictions 0, 1, 1, 0 from its logits on 0, 1, and
+  // of B's 3, 2, 3, 2 from its logits on 2, 3.
+  const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+  const soft =
+    sigmoid(1) +
+    sigmoid(1) +
+    sigmoid(-1) +
+    sigmoid(-2) +
+    sigmoid(0.5) +
+    sigmoid(-2) +
+    sigmoid(3) +
+    sigmoid(1);
+  assert.ok(Math.abs(scores.value.soft - soft / 8) < 1e-6, `${scores.value.soft}`);
+  // Margin: the joint agreements (images 0 and 2) weighted by |conf A - conf B|.
+  const margins = confA.map((c, i) => Math.abs(c - confB[i]!));
+  assert.ok(
+    Math.abs(scores.value.margin - (margins[0]! + margins[2]!) / sum(margins)) < 1e-6,
+    `${scores.value.margin}`,
+  );
 });
 
 test('agreementScores: a merge with one head per source that are the sources agrees fully', () => {
   const scores = agreementScores([A, B], [A, B], TASKS);
   assert.ok(scores.ok);
-  assert.deepEqual(scores.value, { joint: 1, routed: 1, all: 1, confidence: 1 });
+  const { soft, ...exact } = scores.value;
+  assert.deepEqual(exact, { joint: 1, routed: 1, all: 1, confidence: 1, margin: 1 });
+  // Soft: the sources' own confidence in their predictions, averaged.
+  const own = [
+    [2, 0],
+    [1, 0],
+    [0.1, 0],
+    [3, 0],
+    [0.5, 0],
+    [2, 0],
+    [3, 0],
+    [1, 0],
+  ].map(([a, b]) => confidence2(a!, b!));
+  assert.ok(Math.abs(soft - own.reduce((a, b) => a + b, 0) / 8) < 1e-6);
 });
 
 test('EXPECTED FAILURE - agreementScores: a class no logit scores, or one class set for two models', () => {
@@ -106,7 +138,7 @@ test('choosePoint: the first point with the highest score of the rule', () => {
   const point = (alpha: number, joint: number, all: number): TunePoint => ({
     alpha,
     beta: 0.5,
-    agreement: { joint, routed: 0, all, confidence: 0 },
+    agreement: { joint, routed: 0, all, confidence: 0, soft: 0, margin: 0 },
   });
   const points = [point(0.3, 0.5, 0.9), point(0.5, 0.7, 0.1), point(0.7, 0.7, 0.2)];
   assert.equal(choosePoint(points, 'joint').alpha, 0.5);
