@@ -15,6 +15,7 @@
  * the labelled grid (and in-sample scores) of the same pairs from an earlier run's JSON, to
  * compare tuner settings without redoing the 16 labelled merges per pair.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -116,6 +117,10 @@ interface GridRow {
   heldOut: Record<AgreementRule, number>;
 }
 
+// The merges depend on the code: record which (and whether src/ had uncommitted changes).
+const git = (...args: string[]): string =>
+  execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
+const code = { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', 'src') };
 const train = check(loadFashionMnist('train'));
 const test = check(loadFashionMnist('test'));
 const results: object[] = [];
@@ -280,6 +285,6 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
   );
 }
 process.stderr.write(`\n${summary.join('\n')}\n`);
-const json = JSON.stringify({ samples, holdout, resetImages, threads, results }, null, 2);
+const json = JSON.stringify({ code, samples, holdout, resetImages, threads, results }, null, 2);
 if (values.out !== undefined) writeFileSync(values.out, `${json}\n`);
 console.log(json);
