@@ -150,7 +150,7 @@ export function headOption(): Option {
     "classifier of a full merge: class-aware (class j from the models trained on j; needs --tasks or the models' trained classes) or average (every model's row, as in the paper)",
   )
     .choices(HEAD_RULES)
-    .default('class-aware');
+    .default('average');
 }
 
 /** `--samples <n>`: how many images a draw takes (at least 1). */

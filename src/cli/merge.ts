@@ -13,6 +13,7 @@ import {
   withTuningMetadata,
   type CompareOutput,
   type Dataset,
+  type HeadRule,
   type MatchMethod,
   type MergeResult,
   type MethodSpec,
@@ -23,6 +24,7 @@ import {
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
+  headOption,
   maxMemoryOption,
   progressBar,
   samplesOption,
@@ -54,6 +56,7 @@ interface MergeFlags extends MergeInputFlags, TunableZipitFlags, BatchRunFlags {
   stats?: string[];
   report?: string;
   testData: string;
+  head: HeadRule;
 }
 
 /** Table names of the methods, as `zipit compare` and the paper write them. */
@@ -99,6 +102,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
           )
           .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
+          .addOption(headOption())
           .option(
             '--report <file>',
             'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
@@ -188,6 +192,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           holdout: flags.tuneHoldout,
           merge: {
             repair: flags.repair,
+            head: flags.head,
             ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
             memoryLimit: flags.maxMemory * 2 ** 30,
             ...(statistics ? { statistics } : {}),
@@ -226,6 +231,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           normalization,
           methods: [spec],
           repair: flags.repair,
+          head: flags.head,
           threads: flags.threads,
           batchSize: flags.batch,
           memoryLimit: flags.maxMemory * 2 ** 30,
@@ -240,6 +246,9 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           method: match.value.method,
           match: match.value.options,
           repair: flags.repair,
+          head: flags.head,
+          // The tasks are the trained classes when there is one set per model.
+          ...(tasks.length === models.length ? { trainedClasses: tasks } : {}),
           ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
           memoryLimit: flags.maxMemory * 2 ** 30,
           ...(statistics ? { statistics } : {}),

@@ -57,7 +57,7 @@ export interface CompareInput {
   readonly onProgress?: ProgressListener;
   /** Partial zipping with ZipIt! (the last method's alpha/beta) at these stop points (ids). */
   readonly stopPoints?: readonly string[];
-  /** How full merges build the classifier (default class-aware: `tasks` are the trained classes). */
+  /** How full merges build the classifier (default 'average', the paper's; class-aware reads `tasks` as the trained classes). */
   readonly head?: HeadRule;
 }
 
@@ -142,7 +142,7 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         repair: input.repair ?? true,
         // One task per model (checked above): model k was trained on tasks[k].
         trainedClasses: input.tasks,
-        head: input.head ?? 'class-aware',
+        head: input.head ?? 'average',
         threads,
         ...(input.batchSize !== undefined ? { batchSize: input.batchSize } : {}),
         ...(input.memoryLimit !== undefined ? { memoryLimit: input.memoryLimit } : {}),

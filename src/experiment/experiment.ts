@@ -41,7 +41,7 @@ export interface ExperimentOptions {
   readonly alphas?: readonly number[];
   readonly betas?: readonly number[];
   readonly threads?: number;
-  /** How full merges build the classifier (default class-aware; 'average' is the paper's). */
+  /** How full merges build the classifier (default 'average', the paper's; or class-aware). */
   readonly head?: HeadRule;
   readonly onProgress?: ProgressListener;
   /** Called with one line when a step finishes (training done, alpha/beta chosen, pair evaluated). */
@@ -234,7 +234,7 @@ export async function runExperiment(
   const cached = readJson<ExperimentResults>(cachePath);
   const alphas = options.alphas ?? DEFAULT_ALPHA_GRID;
   const betas = options.betas ?? DEFAULT_BETA_GRID;
-  const head = options.head ?? 'class-aware';
+  const head = options.head ?? 'average';
   const cachedHead = cached?.head ?? 'average';
   if (
     cached !== undefined &&

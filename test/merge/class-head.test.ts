@@ -5,6 +5,9 @@
  * (class-aware), or the mean of A's and B's (the paper's averaged head).
  */
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { takeBalanced } from '../../src/data/dataset.js';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
@@ -15,7 +18,7 @@ import { analyzeGraph } from '../../src/graph/analyze.js';
 import { analyzeSpaces } from '../../src/graph/spaces.js';
 import type { Model } from '../../src/onnx/model.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
-import { maxAbsDiff, runModel, zooModel } from '../helpers.js';
+import { maxAbsDiff, runModel, runZipit, TEST_DIR, zooModel } from '../helpers.js';
 
 const train = loadFashionMnist('train');
 if (!train.ok) throw new Error(train.message);
@@ -120,4 +123,28 @@ test('a merge refuses a trained-class list of the wrong length', async () => {
   );
   assert.equal(merged.ok, false);
   assert.match(merged.ok ? '' : merged.message, /one set of trained classes per model/);
+});
+
+test('EXPECTED FAILURE - zipit merge --head class-aware without trained classes: one line, exit 1, no output', async () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'zipit-head-')), 'm.onnx');
+  const dir = join(TEST_DIR, 'fixtures', 'torch-fmnist', 'mlp');
+  const run = await runZipit([
+    'merge',
+    join(dir, 'a.onnx'),
+    join(dir, 'b.onnx'),
+    '--head',
+    'class-aware',
+    '--samples',
+    '200',
+    '--mean',
+    '0.286',
+    '--std',
+    '0.353',
+    '--out',
+    out,
+  ]);
+  assert.equal(run.code, 1);
+  assert.equal(run.stderr.trim().split('\n').length, 1);
+  assert.match(run.stderr, /class-aware head needs the classes each model was trained on/);
+  assert.equal(existsSync(out), false);
 });
