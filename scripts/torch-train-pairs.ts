@@ -74,15 +74,10 @@ async function train(job: Job): Promise<void> {
   console.log(`pair ${job.pair} ${job.name}: ${line}`);
 }
 
-const queue = [...jobs];
-await Promise.all(
-  Array.from({ length: Number(values.parallel) }, async () => {
-    for (let job = queue.shift(); job; job = queue.shift()) await train(job);
-  }),
-);
-
-for (let p = 0; p < pairs; p++) {
+/** pair.json of pair p, once both its models are trained (so a pair is usable before the run ends). */
+function writePair(p: number): void {
   const [a, b] = jobs.filter((j) => j.pair === p) as [Job, Job];
+  if (!existsSync(logPath(a)) || !existsSync(logPath(b))) return;
   const accuracy = (job: Job): number =>
     (JSON.parse(readFileSync(logPath(job), 'utf8')) as { testTaskAccuracy: number })
       .testTaskAccuracy;
@@ -100,4 +95,15 @@ for (let p = 0; p < pairs; p++) {
   };
   writeFileSync(join(values.out, `pair-${p}`, 'pair.json'), `${JSON.stringify(pair, null, 2)}\n`);
 }
+
+const queue = [...jobs];
+await Promise.all(
+  Array.from({ length: Number(values.parallel) }, async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      await train(job);
+      writePair(job.pair);
+    }
+  }),
+);
+
 console.log(`${pairs} pairs in ${values.out}`);
