@@ -71,7 +71,7 @@ for (const spec of positionals) {
   const mergeData = check(
     takeBalanced(train, tasks.flat(), Math.min(Number(values.samples), train.count), 0),
   );
-  const byRule = new Map<string, Map<string, { joint: number; tasks: number[] }>>();
+  const byRule = new Map<string, Map<string, { joint: number; tasks: readonly number[] }>>();
   for (const head of values.rules.split(',') as HeadRule[]) {
     const result = check(
       await compareMethods({
