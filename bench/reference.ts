@@ -360,7 +360,26 @@ const refExtra = extras.reference[0] as SideOutput & {
 const baseReset = extras.reference
   .map((o) => o['baseResetSeconds'] as number | undefined)
   .find((s) => s !== undefined);
+// The code each of our processes ran (others may commit to the shared tree during a run).
+const codes = [
+  ...new Set(
+    extras.ours.map((o) => {
+      const c = o['code'] as { commit: string; dirty: string } | undefined;
+      return c === undefined
+        ? 'unknown'
+        : `${c.commit}${
+            c.dirty === ''
+              ? ''
+              : ` + uncommitted src changes (${c.dirty
+                  .split('\n')
+                  .map((l) => l.trim())
+                  .join(', ')})`
+          }`;
+    }),
+  ),
+];
 const summary: Summary = {
+  oursCode: codes,
   pair: pairDir,
   files: names,
   reference,

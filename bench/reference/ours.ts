@@ -6,6 +6,7 @@
  * Usage: node --import tsx bench/reference/ours.ts --input DIR --methods models,wavg,...
  *   [--alpha 0.3 --beta 0.125]
  */
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import {
   mergeModels,
@@ -69,6 +70,14 @@ const MERGES: Record<string, { name: string; method: MatchMethod; stop?: string 
   'zipit-7': { name: 'ZipIt!7/20', method: 'zipit', stop: 'zipit-7' },
 };
 
+// The merges depend on the code this process loaded: which commit, and src/'s uncommitted changes.
+const git = (...args: string[]): string =>
+  spawnSync('git', args, { encoding: 'utf8', cwd: import.meta.dirname }).stdout.trim();
+const code = {
+  commit: git('rev-parse', '--short', 'HEAD'),
+  dirty: git('status', '--porcelain', '../../src'),
+};
+
 const rows: SideRow[] = [];
 const seconds: Record<string, object> = {};
 for (const method of values.methods.split(',')) {
@@ -112,6 +121,7 @@ const output: SideOutput = {
   side: 'ours',
   alpha,
   beta,
+  code,
   rows,
   phaseSeconds: seconds,
   peakMiB: peakMiB(),

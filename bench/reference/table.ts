@@ -22,6 +22,8 @@ export interface Summary {
   readonly files: readonly string[];
   readonly reference: string;
   readonly torch?: string;
+  /** The commit (and uncommitted src/ changes) our side ran; several if src/ changed mid-run. */
+  readonly oursCode?: readonly string[];
   readonly width: number;
   readonly tasks: readonly (readonly number[])[];
   readonly preprocessing: { readonly mean: readonly number[]; readonly std: readonly number[] };
@@ -94,6 +96,7 @@ export function renderTable(s: Summary): string {
     `pair ${s.pair} (${s.files.join(', ')}), ResNet-20 x${s.width}, tasks ${s.tasks.map((t) => t.join(',')).join(' / ')}`,
     `merge: ${s.samples} fashion-mnist:train images (seed ${s.seed}), batch ${s.batchSize}, mean ${s.preprocessing.mean.join(',')} std ${s.preprocessing.std.join(',')}; test: ${s.testImages} images; ZipIt! alpha ${s.alpha} beta ${s.beta}; ${s.threads} threads`,
     `reference: ${s.reference} (torch ${s.torch ?? '?'}), base models' BN ${s.baseReset ? 'reset on the merge images before merging, as its scripts do' : 'NOT reset (--no-base-reset)'}; stop_at 13/20 = node ${refStops?.['zipit-13'] ?? '?'}, 7/20 = node ${refStops?.['zipit-7'] ?? '?'}; ours: --stop-at ${s.stopPoints.ours['zipit-13']} / ${s.stopPoints.ours['zipit-7']}`,
+    `ours: commit ${s.oursCode?.join(' THEN ') ?? '?'}${(s.oursCode?.length ?? 0) > 1 ? ' (src/ CHANGED during the run: rows may mix code versions)' : ''}`,
     '',
     format(header),
     widths.map((w) => '-'.repeat(w)).join('  '),
