@@ -5,7 +5,7 @@
  * fixed (0.7, 1.0) the x1 experiment chose, and the time of a tuned merge against a plain one.
  *
  *   node --import tsx bench/tune.ts [--samples 5000] [--holdout 0.2] [--reset-images 1000]
- *     [--threads 2] [--out f.json] [--labelled-from f.json] [<pair> ...]
+ *     [--head average|class-aware] [--threads 2] [--out f.json] [--labelled-from f.json] [<pair> ...]
  *
  * A pair is `dir` (a.onnx and b.onnx) or `dir:a-bn.onnx,b-bn.onnx`; tasks from pair.json, else
  * the models' trained classes, else each model's `classes` in a.json / b.json beside it; preprocessing from pair.json, else the models' metadata, else
@@ -29,6 +29,7 @@ import {
   tuneMerge,
   type AgreementRule,
 } from '../src/experiment/tune.js';
+import { HEAD_RULES, type HeadRule } from '../src/merge/class-head.js';
 import { collectMergeStatistics, mergeModels } from '../src/merge/pipeline.js';
 import { readModelFile } from '../src/onnx/files.js';
 import type { Model } from '../src/onnx/model.js';
@@ -41,6 +42,7 @@ const { values, positionals } = parseArgs({
     holdout: { type: 'string', default: '0.2' },
     'reset-images': { type: 'string' },
     'labelled-from': { type: 'string' },
+    head: { type: 'string' },
     threads: { type: 'string', default: '2' },
     out: { type: 'string' },
   },
@@ -55,6 +57,10 @@ const pct = (x: number): string => (100 * x).toFixed(1);
 const threads = Number(values.threads);
 const samples = Number(values.samples);
 const holdout = Number(values.holdout);
+// The classifier rule of every merge (default: mergeModels' own).
+const head = values.head as HeadRule | undefined;
+if (head !== undefined && !HEAD_RULES.includes(head)) throw new Error(`--head ${head}?`);
+const headOption = head !== undefined ? { head } : {};
 const resetImages =
   values['reset-images'] !== undefined ? Number(values['reset-images']) : undefined;
 const earlier =
@@ -167,6 +173,8 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
     await mergeModels(models, labels, data, normalization, {
       method: 'zipit',
       match: DEFAULT,
+      trainedClasses: tasks,
+      ...headOption,
       threads,
     }),
   );
@@ -176,7 +184,7 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
     await tuneMerge(models, labels, data, normalization, tasks, {
       holdout,
       ...(resetImages !== undefined ? { resetImages } : {}),
-      merge: { threads },
+      merge: { threads, ...headOption },
     }),
   );
   const tunedSeconds = now() - t;
@@ -184,7 +192,7 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
   // The labelled grid: the plain merge on all the merge data at every point, scored on the test
   // set, and its in-sample agreement (scored on the merge data the merge was fitted to).
   const grid: GridRow[] = [];
-  let head = (tuned.merge.report as { head?: unknown }).head;
+  const usedHead = tuned.merge.report.head;
   const before = earlier?.find((r) => r.pair === spec)?.grid;
   if (earlier !== undefined && before === undefined)
     throw new Error(`${spec} is not in ${values['labelled-from']}`);
@@ -212,10 +220,11 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
         method: 'zipit',
         match: { alpha: point.alpha, beta: point.beta },
         statistics: statistics!,
+        trainedClasses: tasks,
+        ...headOption,
         threads,
       }),
     );
-    head ??= (merged.report as { head?: unknown }).head;
     const joint = scoreTasks(await score(merged.model, test), test.labels, tasks).joint;
     const inSample = check(agreementScores(sourcesOnData, await score(merged.model, data), tasks));
     grid.push({ alpha: point.alpha, beta: point.beta, joint, inSample, heldOut: point.agreement });
@@ -258,7 +267,7 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
   const result = {
     pair: spec,
     tasks,
-    head,
+    head: usedHead,
     samples: data.count,
     holdout: {
       fitted: tuned.tuning.fitted,
