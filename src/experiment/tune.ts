@@ -368,8 +368,8 @@ export async function tuneMerge(
       'bad-argument',
       `Choosing alpha/beta scores the merge against each model's own classes: expected one class set per model (${models.length}), got ${tasks.length}; give --tasks.`,
     );
-  // The tasks are the classes each model was trained on: every merge builds its classifier
-  // from them (class-aware heads) unless told otherwise.
+  // The tasks are the classes each model was trained on: what a class-aware head (merge.head)
+  // builds the classifier from, and what the merged model records.
   const base = { trainedClasses: tasks, ...options.merge };
   const { onProgress, statistics: given } = base;
   const mergedWidth = base.match?.mergedWidth;
