@@ -12,7 +12,7 @@
  * Usage:
  *   ZIPIT_REFERENCE=/path/to/ZipIt npm run bench:reference -- models/resnet20-pair \
  *     [--tasks 1,3,6,7,8/0,2,4,5,9] [--alpha 0.3 --beta 0.125] [--samples 5000] [--seed 0]
- *     [--batch 128] [--threads 2] [--no-base-reset] [--single-process] [--keep] [--json]
+ *     [--batch 128] [--threads 2] [--no-base-reset] [--ours-keep-sources] [--single-process] [--keep] [--json]
  *     [--only models,wavg,permute,zipit,zipit-13,zipit-7]
  */
 import { spawnSync } from 'node:child_process';
@@ -89,6 +89,7 @@ const { values, positionals } = parseArgs({
     mean: { type: 'string' },
     std: { type: 'string' },
     'no-base-reset': { type: 'boolean', default: false },
+    'ours-keep-sources': { type: 'boolean', default: false },
     'single-process': { type: 'boolean', default: false },
     only: { type: 'string' },
     render: { type: 'string' },
@@ -290,6 +291,7 @@ function runSide(side: 'reference' | 'ours', methods: readonly string[]): SideOu
           ...common,
           '--beta',
           values.beta!,
+          ...(values['no-base-reset'] || values['ours-keep-sources'] ? [] : ['--base-reset']),
         ];
   console.error(`bench:reference: ${side} ${methods.join(',')}...`);
   // The child's stderr (its progress and errors) goes straight to ours. PyTorch's OpenMP
@@ -357,9 +359,10 @@ const refExtra = extras.reference[0] as SideOutput & {
   graph?: { stopNodes: Record<string, number | null> };
   torch?: string;
 };
-const baseReset = extras.reference
-  .map((o) => o['baseResetSeconds'] as number | undefined)
-  .find((s) => s !== undefined);
+const resetSeconds = (side: 'reference' | 'ours'): number | undefined =>
+  extras[side].map((o) => o['baseResetSeconds'] as number | undefined).find((s) => s !== undefined);
+const baseReset = resetSeconds('reference');
+const oursBaseReset = resetSeconds('ours');
 // The code each of our processes ran (others may commit to the shared tree during a run).
 const codes = [
   ...new Set(
@@ -395,6 +398,7 @@ const summary: Summary = {
   alpha,
   beta,
   baseReset: !values['no-base-reset'],
+  oursBaseReset: !values['no-base-reset'] && !values['ours-keep-sources'],
   stopPoints: {
     ours: stopPoints,
     ...(refExtra.graph ? { reference: refExtra.graph.stopNodes } : {}),
@@ -402,6 +406,7 @@ const summary: Summary = {
   checkImages: CHECK_IMAGES,
   ...(refExtra.loadMaxAbsDiff ? { loadMaxAbsDiff: refExtra.loadMaxAbsDiff } : {}),
   ...(baseReset !== undefined ? { referenceBaseResetSeconds: baseReset } : {}),
+  ...(oursBaseReset !== undefined ? { oursBaseResetSeconds: oursBaseReset } : {}),
   singleProcess: values['single-process'] ?? false,
   rows,
 };

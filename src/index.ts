@@ -117,6 +117,7 @@ export {
 export { HEAD_RULES, type HeadRule } from './merge/class-head.js';
 export { defaultMemoryLimit, type MachineMemory } from './merge/memory-estimate.js';
 export { permuteChannels } from './merge/permute-model.js';
+export { resetSources, type SourceResetOptions } from './merge/source-reset.js';
 
 /*
  * Statistics in shards: collectMergeStatistics measures one shard of the merge data, the files

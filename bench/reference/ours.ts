@@ -4,7 +4,10 @@
  * on the same merge images, batch size and preprocessing. Prints one JSON object.
  *
  * Usage: node --import tsx bench/reference/ours.ts --input DIR --methods models,wavg,...
- *   [--alpha 0.3 --beta 0.125]
+ *   [--alpha 0.3 --beta 0.125] [--base-reset]
+ *
+ * --base-reset does what the reference's scripts do: the sources' BatchNorm statistics are reset
+ * on the merge images before they are scored (Model rows, Ensemble) and before each merge.
  */
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -12,6 +15,7 @@ import {
   mergeModels,
   modelScores,
   readModelFile,
+  resetSources,
   scoreTasks,
   type MatchMethod,
   type Model,
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     methods: { type: 'string', default: 'models,wavg,permute,zipit,zipit-13,zipit-7' },
     alpha: { type: 'string', default: '0.3' },
     beta: { type: 'string', default: '0.125' },
+    'base-reset': { type: 'boolean', default: false },
   },
 });
 if (values.input === undefined) {
@@ -48,8 +53,20 @@ function orDie<T>(result: { ok: true; value: T } | { ok: false; message: string 
   return result.value;
 }
 
-const models: Model[] = manifest.models.map((m) => orDie(readModelFile(m.path)));
+const files: Model[] = manifest.models.map((m) => orDie(readModelFile(m.path)));
 const labels = manifest.models.map((m) => m.path);
+const baseReset = values['base-reset'];
+// Reset once: the merges below then start from the same reset sources as the scores.
+const resetStarted = performance.now();
+const models = baseReset
+  ? orDie(
+      await resetSources(files, labels, mergeData, normalization, {
+        batchSize: manifest.batchSize,
+        threads,
+      }),
+    )
+  : files;
+const baseResetSeconds = (performance.now() - resetStarted) / 1000;
 
 async function scores(model: Model, label: string): Promise<ScoreSource[]> {
   return orDie(
@@ -122,6 +139,7 @@ const output: SideOutput = {
   alpha,
   beta,
   code,
+  ...(baseReset ? { baseResetSeconds } : {}),
   rows,
   phaseSeconds: seconds,
   peakMiB: peakMiB(),

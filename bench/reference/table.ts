@@ -35,6 +35,8 @@ export interface Summary {
   readonly alpha: number;
   readonly beta: number;
   readonly baseReset: boolean;
+  /** Whether our side reset its sources too (absent in summaries from before it could). */
+  readonly oursBaseReset?: boolean;
   readonly stopPoints: {
     readonly ours: Readonly<Record<string, string>>;
     readonly reference?: Readonly<Record<string, number | null>>;
@@ -42,6 +44,7 @@ export interface Summary {
   readonly checkImages: number;
   readonly loadMaxAbsDiff?: readonly number[];
   readonly referenceBaseResetSeconds?: number;
+  readonly oursBaseResetSeconds?: number;
   readonly singleProcess: boolean;
   readonly rows: readonly ComparedRow[];
 }
@@ -95,7 +98,7 @@ export function renderTable(s: Summary): string {
   return [
     `pair ${s.pair} (${s.files.join(', ')}), ResNet-20 x${s.width}, tasks ${s.tasks.map((t) => t.join(',')).join(' / ')}`,
     `merge: ${s.samples} fashion-mnist:train images (seed ${s.seed}), batch ${s.batchSize}, mean ${s.preprocessing.mean.join(',')} std ${s.preprocessing.std.join(',')}; test: ${s.testImages} images; ZipIt! alpha ${s.alpha} beta ${s.beta}; ${s.threads} threads`,
-    `reference: ${s.reference} (torch ${s.torch ?? '?'}), base models' BN ${s.baseReset ? 'reset on the merge images before merging, as its scripts do' : 'NOT reset (--no-base-reset)'}; stop_at 13/20 = node ${refStops?.['zipit-13'] ?? '?'}, 7/20 = node ${refStops?.['zipit-7'] ?? '?'}; ours: --stop-at ${s.stopPoints.ours['zipit-13']} / ${s.stopPoints.ours['zipit-7']}`,
+    `reference: ${s.reference} (torch ${s.torch ?? '?'}), base models' BN ${s.baseReset ? 'reset on the merge images before merging, as its scripts do' : 'NOT reset (--no-base-reset)'}; ours: sources ${s.oursBaseReset ? 'reset the same way' : 'NOT reset'}; stop_at 13/20 = node ${refStops?.['zipit-13'] ?? '?'}, 7/20 = node ${refStops?.['zipit-7'] ?? '?'}; ours: --stop-at ${s.stopPoints.ours['zipit-13']} / ${s.stopPoints.ours['zipit-7']}`,
     `ours: commit ${s.oursCode?.join(' THEN ') ?? '?'}${(s.oursCode?.length ?? 0) > 1 ? ' (src/ CHANGED during the run: rows may mix code versions)' : ''}`,
     '',
     format(header),
@@ -103,6 +106,6 @@ export function renderTable(s: Summary): string {
     ...lines.map(format),
     '',
     `Accuracies in %. Δ = ours - reference. s: each side's whole merge (statistics, matching, weights, BN reset; not the scoring). MiB: peak RSS (VmHWM) of the process that ran the row${s.singleProcess ? ' (not shown with --single-process)' : ''}.`,
-    `The reference's BN reset of the base models took ${sec(s.referenceBaseResetSeconds)} s (once per run, not in Ref s). Load check, max |logit difference| of the reference's model vs onnxruntime on ${s.checkImages} test images: ${(s.loadMaxAbsDiff ?? []).map((d) => d.toExponential(1)).join(', ') || '-'}.`,
+    `The reference's BN reset of the base models took ${sec(s.referenceBaseResetSeconds)} s, ours ${sec(s.oursBaseResetSeconds)} s (once per process, not in Ref s / Ours s). Load check, max |logit difference| of the reference's model vs onnxruntime on ${s.checkImages} test images: ${(s.loadMaxAbsDiff ?? []).map((d) => d.toExponential(1)).join(', ') || '-'}.`,
   ].join('\n');
 }

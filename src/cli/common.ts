@@ -153,6 +153,23 @@ export function headOption(): Option {
     .default('average');
 }
 
+/**
+ * Whether merges re-estimate the sources' BatchNorm statistics on the merge data before
+ * measuring them, unless told otherwise (docs/RESULTS.md measures both).
+ */
+export const DEFAULT_RESET_SOURCES = false;
+
+/** `--reset-sources` and `--no-reset-sources`: the reference's BatchNorm reset of the sources. */
+export function resetSourcesOptions(): [Option, Option] {
+  return [
+    new Option(
+      '--reset-sources',
+      "re-estimate each source's BatchNorm statistics on the merge data before it is measured and scored, as the reference's scripts do (no effect without BatchNorm)",
+    ).default(DEFAULT_RESET_SOURCES),
+    new Option('--no-reset-sources', "keep the sources' own BatchNorm statistics"),
+  ];
+}
+
 /** `--samples <n>`: how many images a draw takes (at least 1). */
 export function samplesOption(description: string, fallback = 5000): Option {
   return intOption('--samples <n>', description, fallback, 1);

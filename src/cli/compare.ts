@@ -12,6 +12,7 @@ import type { RegisterCommand } from './command.js';
 import {
   dataOption,
   headOption,
+  resetSourcesOptions,
   progressBar,
   samplesOption,
   seedOption,
@@ -35,6 +36,7 @@ interface CompareFlags extends MergeInputFlags, ZipitFlags, RunFlags {
   json?: boolean;
   repair: boolean;
   head: HeadRule;
+  resetSources: boolean;
 }
 
 /** Registers `zipit compare`. */
@@ -60,7 +62,9 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           .option('--report <file>', 'write a self-contained HTML report')
           .option('--json', 'print the rows as one JSON object')
           .option('--no-repair', 'skip the statistics correction')
-          .addOption(headOption()),
+          .addOption(headOption())
+          .addOption(resetSourcesOptions()[0])
+          .addOption(resetSourcesOptions()[1]),
       ),
     ),
   ).action((paths: string[], flags: CompareFlags) =>
@@ -96,6 +100,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         methods,
         repair: flags.repair,
         head: flags.head,
+        resetSources: flags.resetSources,
         threads: flags.threads,
         stopPoints: stopPoints.value,
         onProgress: bar.listener,
@@ -109,6 +114,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             tasks: tasks,
             samples: data.count,
             head: flags.head,
+            resetSources: flags.resetSources,
             rows: result.value.rows,
           }),
         );
@@ -116,7 +122,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
       if (flags.report !== undefined) {
         const report = comparisonReport(
           `zipit compare: ${paths.join(' + ')}`,
-          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.head === 'average' ? ' --head average' : ''}`,
+          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.head === 'average' ? ' --head average' : ''}${flags.resetSources ? ' --reset-sources' : ''}`,
           tasks,
           result.value,
         );

@@ -14,6 +14,7 @@ import {
 import type { RegisterCommand } from './command.js';
 import {
   headOption,
+  resetSourcesOptions,
   intOption,
   parseNumberList,
   progressBar,
@@ -40,6 +41,7 @@ interface ExperimentFlags extends RunFlags {
   betas?: number[];
   report?: string;
   head: HeadRule;
+  resetSources: boolean;
 }
 
 /** Registers `zipit experiment`. */
@@ -73,7 +75,9 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         parseNumberList('--betas'),
       )
       .option('--report <file>', 'write a self-contained HTML report')
-      .addOption(headOption()),
+      .addOption(headOption())
+      .addOption(resetSourcesOptions()[0])
+      .addOption(resetSourcesOptions()[1]),
   ).action((flags: ExperimentFlags) =>
     run(async () => {
       if (!(ARCHITECTURES as readonly string[]).includes(flags.arch)) {
@@ -110,6 +114,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         ...(flags.betas ? { betas: flags.betas } : {}),
         threads: flags.threads,
         head: flags.head,
+        resetSources: flags.resetSources,
         onProgress: bar.listener,
         onNote: (line) => {
           bar.stop();

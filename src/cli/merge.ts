@@ -25,6 +25,7 @@ import type { RegisterCommand } from './command.js';
 import {
   dataOption,
   headOption,
+  resetSourcesOptions,
   maxMemoryOption,
   progressBar,
   samplesOption,
@@ -57,6 +58,7 @@ interface MergeFlags extends MergeInputFlags, TunableZipitFlags, BatchRunFlags {
   report?: string;
   testData: string;
   head: HeadRule;
+  resetSources: boolean;
 }
 
 /** Table names of the methods, as `zipit compare` and the paper write them. */
@@ -103,6 +105,8 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           )
           .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
           .addOption(headOption())
+          .addOption(resetSourcesOptions()[0])
+          .addOption(resetSourcesOptions()[1])
           .option(
             '--report <file>',
             'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
@@ -180,6 +184,18 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       }
       const loaded = performance.now();
       const bar = progressBar(io);
+      // What every merge below shares, tuned or not.
+      const shared = {
+        repair: flags.repair,
+        head: flags.head,
+        resetSources: flags.resetSources,
+        ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
+        memoryLimit: flags.maxMemory * 2 ** 30,
+        ...(statistics ? { statistics } : {}),
+        batchSize: flags.batch,
+        threads: flags.threads,
+        onProgress: bar.listener,
+      };
       let compared: CompareOutput | undefined;
       let result: Result<MergeResult> | undefined;
       let tuning: Tuning | undefined;
@@ -190,16 +206,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           alphas: asGrid(alpha.value),
           betas: asGrid(beta.value),
           holdout: flags.tuneHoldout,
-          merge: {
-            repair: flags.repair,
-            head: flags.head,
-            ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-            memoryLimit: flags.maxMemory * 2 ** 30,
-            ...(statistics ? { statistics } : {}),
-            batchSize: flags.batch,
-            threads: flags.threads,
-            onProgress: bar.listener,
-          },
+          merge: shared,
         });
         if (!tuned.ok) {
           bar.stop();
@@ -232,6 +239,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           methods: [spec],
           repair: flags.repair,
           head: flags.head,
+          resetSources: flags.resetSources,
           threads: flags.threads,
           batchSize: flags.batch,
           memoryLimit: flags.maxMemory * 2 ** 30,
@@ -245,16 +253,9 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         result = await mergeModels(models, labels, data, normalization, {
           method: match.value.method,
           match: match.value.options,
-          repair: flags.repair,
-          head: flags.head,
+          ...shared,
           // The tasks are the trained classes when there is one set per model.
           ...(tasks.length === models.length ? { trainedClasses: tasks } : {}),
-          ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-          memoryLimit: flags.maxMemory * 2 ** 30,
-          ...(statistics ? { statistics } : {}),
-          batchSize: flags.batch,
-          threads: flags.threads,
-          onProgress: bar.listener,
         });
       }
       bar.stop();

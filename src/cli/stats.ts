@@ -9,6 +9,7 @@ import {
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
+  resetSourcesOptions,
   progressBar,
   samplesOption,
   seedOption,
@@ -22,6 +23,7 @@ import { commandInputs, loadMergeInputs, type MergeInputFlags } from './inputs.j
 interface StatsFlags extends MergeInputFlags, BatchRunFlags {
   out: string;
   stopAt?: string;
+  resetSources: boolean;
 }
 
 /** Registers `zipit stats`. */
@@ -39,7 +41,10 @@ export const registerStats: RegisterCommand = (program, io, run) => {
         .addOption(samplesOption('images drawn evenly from the classes'))
         .addOption(tasksOption("the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
         .addOption(seedOption('seed of the draw (use a different one per shard)'))
-        .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)'),
+        .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)')
+        // Each shard resets on its own images: the merge's --reset-sources must match.
+        .addOption(resetSourcesOptions()[0])
+        .addOption(resetSourcesOptions()[1]),
     ),
     128,
   ).action((paths: string[], flags: StatsFlags) =>
@@ -54,6 +59,7 @@ export const registerStats: RegisterCommand = (program, io, run) => {
       const bar = progressBar(io);
       const statistics = await collectMergeStatistics(models, labels, data, normalization, {
         method: 'zipit',
+        resetSources: flags.resetSources,
         batchSize: flags.batch,
         threads: flags.threads,
         onProgress: bar.listener,

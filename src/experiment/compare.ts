@@ -8,6 +8,7 @@ import { countMacs } from '../graph/flops.js';
 import { DEFAULT_MATCH_OPTIONS, type MatchMethod } from '../match/index.js';
 import type { HeadRule } from '../merge/class-head.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
+import { resetSources } from '../merge/source-reset.js';
 import { checkStopPoints } from '../merge/stop-points.js';
 import type { Model } from '../onnx/model.js';
 import type { ProgressListener } from '../progress.js';
@@ -59,6 +60,11 @@ export interface CompareInput {
   readonly stopPoints?: readonly string[];
   /** How full merges build the classifier (default 'average', the paper's; class-aware reads `tasks` as the trained classes). */
   readonly head?: HeadRule;
+  /**
+   * Reset the sources' BatchNorm statistics on the merge data once, then score them, their
+   * ensemble and every merge from the reset sources (the reference's procedure).
+   */
+  readonly resetSources?: boolean;
 }
 
 /** The table rows and the merges behind them (by method name). */
@@ -113,7 +119,15 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
   if (!stops.ok) return stops;
   const rows: ReportRow[] = [];
   const sourceScores: ScoreSource[][] = [];
-  for (const [k, model] of input.models.entries()) {
+  const models = input.resetSources
+    ? await resetSources(input.models, input.labels, input.mergeData, input.normalization, {
+        threads,
+        ...(input.batchSize !== undefined ? { batchSize: input.batchSize } : {}),
+        ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+      })
+    : ok(input.models);
+  if (!models.ok) return models;
+  for (const [k, model] of models.value.entries()) {
     const scores = await score(model, input.labels[k]!);
     if (!scores.ok) return scores;
     sourceScores.push(scores.value);
@@ -131,8 +145,8 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
   ];
   const curve: CurvePoint[] = [];
   for (const { spec, stopAt } of runs) {
-    const merged = await mergeModels(
-      input.models,
+    const mergedNow = await mergeModels(
+      models.value,
       input.labels,
       input.mergeData,
       input.normalization,
@@ -150,18 +164,23 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),
       },
     );
-    if (!merged.ok) {
+    if (!mergedNow.ok) {
       const which = stopAt !== undefined ? `${spec.name} stopped at ${stopAt}` : spec.name;
-      return fail(merged.reason, `${which}: ${merged.message}`);
+      return fail(mergedNow.reason, `${which}: ${mergedNow.message}`);
     }
-    const at = merged.value.report.stopAt;
+    // The sources it merged were reset above, once for every merge.
+    const merged: MergeResult =
+      input.resetSources === true
+        ? { ...mergedNow.value, report: { ...mergedNow.value.report, sourcesReset: true } }
+        : mergedNow.value;
+    const at = merged.report.stopAt;
     // The paper's naming: ZipIt!a/b zips a of b weight layers.
     const name = at ? `${spec.name}${at.zipped}/${at.total}` : spec.name;
-    merges.set(name, merged.value);
-    const scores = await score(merged.value.model, name);
+    merges.set(name, merged);
+    const scores = await score(merged.model, name);
     if (!scores.ok) return scores;
     const params = spec.method === 'zipit' ? `alpha ${spec.alpha}, beta ${spec.beta}` : undefined;
-    const result = row(name, scores.value, macsOf(merged.value.model), params);
+    const result = row(name, scores.value, macsOf(merged.model), params);
     rows.push(result);
     if (at)
       curve.push({
@@ -173,7 +192,7 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         flops: result.flops,
       });
   }
-  const ensembleMacs = input.models.reduce((sum, m) => sum + macsOf(m), 0);
+  const ensembleMacs = models.value.reduce((sum, m) => sum + macsOf(m), 0);
   rows.push(row('Ensemble', sourceScores.flat(), ensembleMacs));
   return ok({ rows, merges, curve });
 }

@@ -22,6 +22,7 @@ import type { ReportRow, ReportStd } from '../report/types.js';
 import { Random } from '../tensor/random.js';
 import { trainModel } from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
+import { resetSources as resetSourceModels } from '../merge/source-reset.js';
 import type { HeadRule } from '../merge/class-head.js';
 import { compareMethods, type MethodSpec } from './compare.js';
 
@@ -43,6 +44,8 @@ export interface ExperimentOptions {
   readonly threads?: number;
   /** How full merges build the classifier (default 'average', the paper's; or class-aware). */
   readonly head?: HeadRule;
+  /** Reset the sources' BatchNorm statistics on each pair's merge data first (default false). */
+  readonly resetSources?: boolean;
   readonly onProgress?: ProgressListener;
   /** Called with one line when a step finishes (training done, alpha/beta chosen, pair evaluated). */
   readonly onNote?: (line: string) => void;
@@ -64,6 +67,8 @@ export interface ExperimentResults {
   readonly samples: number;
   /** The full merges' classifier rule (absent in runs made before the rule existed: 'average'). */
   readonly head?: HeadRule;
+  /** Whether the sources' BatchNorm statistics were reset first (absent in older runs: false). */
+  readonly resetSources?: boolean;
   readonly chosen: {
     readonly alpha: number;
     readonly beta: number;
@@ -236,17 +241,26 @@ export async function runExperiment(
   const betas = options.betas ?? DEFAULT_BETA_GRID;
   const head = options.head ?? 'average';
   const cachedHead = cached?.head ?? 'average';
+  const resetSources = options.resetSources ?? false;
+  const cachedReset = cached?.resetSources ?? false;
   if (
     cached !== undefined &&
     (cached.arch !== options.arch ||
       cached.width !== options.width ||
       cached.epochs !== options.epochs ||
       cached.samples !== samples ||
-      cachedHead !== head)
+      cachedHead !== head ||
+      cachedReset !== resetSources)
   ) {
+    const hints = [
+      ...(cachedHead !== head ? [`--head ${cachedHead}`] : []),
+      ...(cachedReset !== resetSources
+        ? [cachedReset ? '--reset-sources' : '--no-reset-sources']
+        : []),
+    ];
     return fail(
       'bad-argument',
-      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, ${cachedHead} head, not this one: pass another --out${cachedHead !== head ? ` or --head ${cachedHead}` : ''}.`,
+      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, ${cachedHead} head, sources ${cachedReset ? 'reset' : 'kept'}, not this one: pass another --out${hints.length > 0 ? ` or ${hints.join(' ')}` : ''}.`,
     );
   }
   let chosen = cached?.chosen;
@@ -264,6 +278,7 @@ export async function runExperiment(
     epochs: options.epochs,
     samples,
     head,
+    resetSources,
     chosen: chosen!,
     pairs: results,
     summary: summarize(results),
@@ -274,11 +289,18 @@ export async function runExperiment(
     const held = models[0]!;
     const data = mergeDataOf(held.tasks);
     if (!data.ok) return data;
+    // Reset once for the whole grid: the reset does not depend on alpha and beta.
+    const sources = resetSources
+      ? await resetSourceModels(held.pair, ['a.onnx', 'b.onnx'], data.value, normalization, {
+          threads: options.threads ?? 2,
+        })
+      : ok(held.pair);
+    if (!sources.ok) return sources;
     const grid: { alpha: number; beta: number; joint: number }[] = [];
     for (const alpha of alphas) {
       for (const beta of betas) {
         const merged = await mergeModels(
-          held.pair,
+          sources.value,
           ['a.onnx', 'b.onnx'],
           data.value,
           normalization,
@@ -351,6 +373,7 @@ export async function runExperiment(
       methods,
       stopPoints,
       head,
+      resetSources,
       threads: options.threads ?? 2,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });

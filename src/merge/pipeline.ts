@@ -40,6 +40,7 @@ import { checkMemoryBudget, estimateStatisticsMemory, spaceSizes } from './memor
 import { checkMergedWeightsFinite } from './finite-output.js';
 import { buildMultiHead } from './multi-head.js';
 import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
+import { resetSourceGraphs } from './source-reset.js';
 import { checkSameStructure, type StructureMaps } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
 import { matchWeights } from './weight-matching.js';
@@ -83,6 +84,11 @@ export interface MergeOptions {
    * on our ResNet-20 pairs (docs/RESULTS.md), so the paper's rule stays the default.
    */
   readonly head?: HeadRule;
+  /**
+   * Reset the sources' BatchNorm statistics on the merge data before measuring them, as the
+   * reference's evaluation scripts do (source-reset.ts); no effect on models without BN.
+   */
+  readonly resetSources?: boolean;
 }
 
 /** Per space, what the matcher did. */
@@ -104,6 +110,8 @@ export interface MergeReport {
   readonly correction: 'batchnorm' | 'repair' | 'none';
   /** How the classifier of a full merge was built ('average' also when classes were unknown). */
   readonly head: HeadRule;
+  /** Whether the sources' BatchNorm statistics were reset on the merge data first. */
+  readonly sourcesReset: boolean;
   /** Where the trunk ends for partial zipping (absent for a full zip). */
   readonly stopAt?: {
     readonly id: string;
@@ -111,7 +119,13 @@ export interface MergeReport {
     readonly zipped: number;
     readonly total: number;
   };
-  readonly seconds: { statistics: number; matching: number; apply: number; repair: number };
+  readonly seconds: {
+    sourceReset: number;
+    statistics: number;
+    matching: number;
+    apply: number;
+    repair: number;
+  };
 }
 
 /** The merged model and its report. */
@@ -335,7 +349,9 @@ export async function collectMergeStatistics(
 ): Promise<Result<StatisticsSet>> {
   const prepared = prepare(models, labels, data, normalization, options);
   if (!prepared.ok) return prepared;
-  const { graphs, maps, mergeable, pass, inputDims } = prepared.value;
+  const reset = await withSourcesReset(prepared.value, options);
+  if (!reset.ok) return reset;
+  const { graphs, maps, mergeable, pass, inputDims } = reset.value.plan;
   const collected = await collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
     threads: options.threads ?? 2,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
@@ -359,7 +375,10 @@ export async function mergeModels(
 ): Promise<Result<MergeResult>> {
   const prepared = prepare(models, labels, data, normalization, options);
   if (!prepared.ok) return prepared;
-  const plan = prepared.value;
+  const tReset = now();
+  const reset = await withSourcesReset(prepared.value, options);
+  if (!reset.ok) return reset;
+  const plan = reset.value.plan;
   const correction = planCorrection(plan, options.repair ?? true);
 
   const t0 = now();
@@ -404,6 +423,7 @@ export async function mergeModels(
       spaces: matched.value.reports,
       correction: correction.kind,
       head: assembled.head,
+      sourcesReset: reset.value.reset,
       ...(plan.stop
         ? {
             stopAt: {
@@ -414,9 +434,39 @@ export async function mergeModels(
             },
           }
         : {}),
-      seconds: { statistics: t1 - t0, matching: t2 - t1, apply: t3 - t2, repair: t4 - t3 },
+      seconds: {
+        sourceReset: t0 - tReset,
+        statistics: t1 - t0,
+        matching: t2 - t1,
+        apply: t3 - t2,
+        repair: t4 - t3,
+      },
     },
   });
+}
+
+/**
+ * The plan with its sources' BatchNorm statistics reset on the merge data when asked for and
+ * the sources have BN (weight averaging and weight matching too: their BN reset after merging
+ * then starts from the same sources as the reference's).
+ */
+async function withSourcesReset(
+  plan: Prepared,
+  options: MergeOptions,
+): Promise<Result<{ plan: Prepared; reset: boolean }>> {
+  if (options.resetSources !== true || correctionKind(plan.graphs[0]!) !== 'batchnorm')
+    return ok({ plan, reset: false });
+  // The sources' running statistics reach the merged model only through the statistics pass
+  // (the matching) and the merged BN nodes' running statistics, which the BN reset after merging
+  // overwrites: with no pass to feed and that reset on, resetting the sources changes nothing.
+  const readsSources =
+    options.statistics === undefined && options.method !== 'wavg' && options.method !== 'weights';
+  if (!readsSources && (options.repair ?? true)) return ok({ plan, reset: false });
+  const graphs = await resetSourceGraphs(plan.graphs, plan.pass, plan.inputDims, {
+    threads: options.threads ?? 2,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  return graphs.ok ? ok({ plan: { ...plan, graphs: graphs.value }, reset: true }) : graphs;
 }
 
 /**

@@ -81,6 +81,7 @@ test('zipit merge --json reports every phase, writes a model that zipit eval sco
   assert.equal(report.spacesMerged, 2);
   assert.deepEqual(Object.keys(report.seconds), [
     'load',
+    'sourceReset',
     'statistics',
     'matching',
     'apply',

@@ -13,10 +13,9 @@ import { takeBalanced } from '../../src/data/dataset.js';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { mergeModels } from '../../src/merge/pipeline.js';
 import { readModelFile } from '../../src/onnx/files.js';
-import type { Model, Node } from '../../src/onnx/model.js';
-import type { Tensor } from '../../src/onnx/tensor.js';
+import type { Model } from '../../src/onnx/model.js';
 import { TEST_DIR } from '../helpers.js';
-import { capture, channelMoments, oneBatch, worstRelative } from './channel-statistics.js';
+import { checkAgainstPass, oneBatch, withBiasedVariances } from './channel-statistics.js';
 
 const train = loadFashionMnist('train');
 if (!train.ok) throw new Error(train.message);
@@ -33,68 +32,6 @@ function trainedPair(): [Model, Model] {
     return model.value;
   };
   return [read('a.onnx'), read('b.onnx')];
-}
-
-const floats = (model: Model, name: string): Float32Array =>
-  (model.graph.initializers.get(name) as Tensor<'float32'>).data;
-
-/**
- * The merged model with each BN's running variance taken back to the biased batch variance
- * (times (P - 1) / P, P values per channel): the normalisation the reset's pass used, as a BN
- * in PyTorch's train mode divides by the biased variance and records the unbiased one.
- */
-function withBiasedVariances(model: Model, bnNodes: readonly Node[], counts: number[]): Model {
-  const initializers = new Map(model.graph.initializers);
-  bnNodes.forEach((node, i) => {
-    const p = counts[i]!;
-    const unbiased = floats(model, node.inputs[4]!);
-    initializers.set(node.inputs[4]!, {
-      dtype: 'float32',
-      dims: [unbiased.length],
-      data: unbiased.map((v) => (v * (p - 1)) / p),
-    });
-  });
-  return { ...model, graph: { ...model.graph, initializers } };
-}
-
-/**
- * Checks every BN's running statistics against the batch statistics of its input in a plain
- * pass of `run`: the mean to within `tolerance` of the channel's std, the variance to within
- * `tolerance` relative. Returns P per BN.
- */
-async function checkAgainstPass(
-  merged: Model,
-  run: Model,
-  bnNodes: readonly Node[],
-  tolerance: number,
-  what: string,
-): Promise<number[]> {
-  const captured = await capture(
-    run,
-    input,
-    bnNodes.map((n) => n.inputs[0]!),
-  );
-  return bnNodes.map((node) => {
-    const { mean, variance, count } = channelMoments(captured[node.inputs[0]!]!);
-    const unbiased = variance.map((v) => (v * count) / (count - 1));
-    const runningMean = floats(merged, node.inputs[3]!);
-    const runningVariance = floats(merged, node.inputs[4]!);
-    let meanError = { error: 0, channel: -1 };
-    for (let c = 0; c < mean.length; c++) {
-      const error = Math.abs(runningMean[c]! - mean[c]!) / Math.sqrt(variance[c]! + 1e-12);
-      if (!(error <= meanError.error)) meanError = { error, channel: c };
-    }
-    const varianceError = worstRelative(runningVariance, unbiased, 1e-12);
-    assert.ok(
-      meanError.error < tolerance,
-      `${what}, ${node.name}: running mean of channel ${meanError.channel} is ${runningMean[meanError.channel]}, the batch mean ${mean[meanError.channel]}`,
-    );
-    assert.ok(
-      varianceError.error < tolerance,
-      `${what}, ${node.name}: running variance of channel ${varianceError.channel} is ${runningVariance[varianceError.channel]}, the unbiased batch variance ${unbiased[varianceError.channel]}`,
-    );
-    return count;
-  });
 }
 
 for (const stopAt of [undefined, 'relu_2'] as const) {
@@ -115,11 +52,12 @@ for (const stopAt of [undefined, 'relu_2'] as const) {
     // NOTE: the merged model as saved normalises with the unbiased variance, the reset's pass
     // with the biased one: each BN upstream scales by sqrt(P / (P - 1)) more, which compounds
     // to about 7e-4 by the last stage (P = 200 x 7 x 7). 2e-3 allows for that.
-    const counts = await checkAgainstPass(model, model, bnNodes, 2e-3, 'the merged model');
+    const counts = await checkAgainstPass(model, model, input, bnNodes, 2e-3, 'the merged model');
     // Normalising as the reset's pass did, they agree to float32 rounding (about 2e-6 seen).
     await checkAgainstPass(
       model,
       withBiasedVariances(model, bnNodes, counts),
+      input,
       bnNodes,
       2e-5,
       'with the biased variances',

@@ -1,6 +1,7 @@
 /** @file Test helpers of the correction tests: capture intermediate values with onnxruntime and take their per-channel moments in float64. */
 import { batches, type Dataset, type Normalization } from '../../src/data/dataset.js';
-import type { Model } from '../../src/onnx/model.js';
+import assert from 'node:assert/strict';
+import type { Model, Node } from '../../src/onnx/model.js';
 import { createSession, withCapturedOutputs } from '../../src/runtime/session.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
 
@@ -71,4 +72,71 @@ export function worstRelative(
     if (!(error <= worst.error)) worst = { error, channel: c };
   }
   return worst;
+}
+
+export const floats = (model: Model, name: string): Float32Array =>
+  (model.graph.initializers.get(name) as Tensor<'float32'>).data;
+
+/**
+ * The merged model with each BN's running variance taken back to the biased batch variance
+ * (times (P - 1) / P, P values per channel): the normalisation the reset's pass used, as a BN
+ * in PyTorch's train mode divides by the biased variance and records the unbiased one.
+ */
+export function withBiasedVariances(
+  model: Model,
+  bnNodes: readonly Node[],
+  counts: number[],
+): Model {
+  const initializers = new Map(model.graph.initializers);
+  bnNodes.forEach((node, i) => {
+    const p = counts[i]!;
+    const unbiased = floats(model, node.inputs[4]!);
+    initializers.set(node.inputs[4]!, {
+      dtype: 'float32',
+      dims: [unbiased.length],
+      data: unbiased.map((v) => (v * (p - 1)) / p),
+    });
+  });
+  return { ...model, graph: { ...model.graph, initializers } };
+}
+
+/**
+ * Checks every BN's running statistics in `merged` against the batch statistics of its input in
+ * a plain pass of `run` on `input`: the mean to within `tolerance` of the channel's std, the variance to within
+ * `tolerance` relative. Returns P per BN.
+ */
+export async function checkAgainstPass(
+  merged: Model,
+  run: Model,
+  input: Tensor<'float32'>,
+  bnNodes: readonly Node[],
+  tolerance: number,
+  what: string,
+): Promise<number[]> {
+  const captured = await capture(
+    run,
+    input,
+    bnNodes.map((n) => n.inputs[0]!),
+  );
+  return bnNodes.map((node) => {
+    const { mean, variance, count } = channelMoments(captured[node.inputs[0]!]!);
+    const unbiased = variance.map((v) => (v * count) / (count - 1));
+    const runningMean = floats(merged, node.inputs[3]!);
+    const runningVariance = floats(merged, node.inputs[4]!);
+    let meanError = { error: 0, channel: -1 };
+    for (let c = 0; c < mean.length; c++) {
+      const error = Math.abs(runningMean[c]! - mean[c]!) / Math.sqrt(variance[c]! + 1e-12);
+      if (!(error <= meanError.error)) meanError = { error, channel: c };
+    }
+    const varianceError = worstRelative(runningVariance, unbiased, 1e-12);
+    assert.ok(
+      meanError.error < tolerance,
+      `${what}, ${node.name}: running mean of channel ${meanError.channel} is ${runningMean[meanError.channel]}, the batch mean ${mean[meanError.channel]}`,
+    );
+    assert.ok(
+      varianceError.error < tolerance,
+      `${what}, ${node.name}: running variance of channel ${varianceError.channel} is ${runningVariance[varianceError.channel]}, the unbiased batch variance ${unbiased[varianceError.channel]}`,
+    );
+    return count;
+  });
 }
