@@ -9,16 +9,12 @@
  * metadata, else Fashion-MNIST's 0.286 / 0.353. Prints a Markdown table, one JSON line per pair
  * on stderr.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { takeBalanced } from '../src/data/dataset.js';
 import { compareMethods, type MethodSpec } from '../src/experiment/compare.js';
 import { HEAD_RULES, type HeadRule } from '../src/merge/class-head.js';
-import { readModelFile } from '../src/onnx/files.js';
-import { storedPreprocessing, storedTasks } from '../src/onnx/preprocessing.js';
-import type { Model } from '../src/onnx/model.js';
+import { loadPair } from './pairs.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -53,21 +49,8 @@ console.log(
 );
 console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
 for (const spec of positionals) {
-  const [dir, files] = spec.split(':') as [string, string | undefined];
-  const names = files?.split(',') ?? ['a.onnx', 'b.onnx'];
-  const models: Model[] = names.map((n) => check(readModelFile(join(dir, n))));
-  const pairFile = join(dir, 'pair.json');
-  const pair = existsSync(pairFile)
-    ? (JSON.parse(readFileSync(pairFile, 'utf8')) as {
-        tasks: number[][];
-        preprocessing: { mean: number[]; std: number[] };
-      })
-    : undefined;
-  const tasks = pair?.tasks ?? storedTasks(models);
-  if (tasks === undefined) throw new Error(`${dir}: no pair.json and no trained classes stored`);
-  const stored = storedPreprocessing(models[0]!);
-  const mean = pair?.preprocessing.mean ?? stored?.mean ?? [0.286];
-  const std = pair?.preprocessing.std ?? stored?.std ?? [0.353];
+  const { dir, names, models, tasks, normalization } = loadPair(spec);
+  const { mean, std } = normalization;
   const mergeData = check(
     takeBalanced(train, tasks.flat(), Math.min(Number(values.samples), train.count), 0),
   );

@@ -31,9 +31,8 @@ import {
 } from '../src/experiment/tune.js';
 import { HEAD_RULES, type HeadRule } from '../src/merge/class-head.js';
 import { collectMergeStatistics, mergeModels } from '../src/merge/pipeline.js';
-import { readModelFile } from '../src/onnx/files.js';
 import type { Model } from '../src/onnx/model.js';
-import { storedPreprocessing, storedTasks } from '../src/onnx/preprocessing.js';
+import { loadPair, torchPairs } from './pairs.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -77,12 +76,7 @@ const DEFAULT = { alpha: 0.3, beta: 0.125 };
 
 function defaultPairs(): string[] {
   const pairs = [0, 1, 2, 3].map((p) => `runs/exp-r20x1-e6/pair-${p}`);
-  pairs.push('models/resnet20-pair');
-  for (let p = 0; p < 10; p++) {
-    const dir = `runs/torch-pairs/pair-${p}`;
-    if (existsSync(join(dir, 'a-bn.onnx')) && existsSync(join(dir, 'b-bn.onnx')))
-      pairs.push(`${dir}:a-bn.onnx,b-bn.onnx`);
-  }
+  pairs.push('models/resnet20-pair', ...torchPairs());
   return pairs.filter((spec) => existsSync(spec.split(':')[0]!));
 }
 
@@ -137,30 +131,7 @@ const summary: string[] = [
   `| --- | --- | --- | --- | ${AGREEMENT_RULES.map(() => '---').join(' | ')} | --- | --- |`,
 ];
 for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
-  const [dir, files] = spec.split(':') as [string, string | undefined];
-  const names = files?.split(',') ?? ['a.onnx', 'b.onnx'];
-  const models: Model[] = names.map((n) => check(readModelFile(join(dir, n))));
-  const pairFile = join(dir, 'pair.json');
-  const pair = existsSync(pairFile)
-    ? (JSON.parse(readFileSync(pairFile, 'utf8')) as {
-        tasks?: number[][];
-        preprocessing?: { mean: number[]; std: number[] };
-      })
-    : undefined;
-  // A pair folder still training has each model's {classes} in <name>.json beside it.
-  const logged = names.map((n) => join(dir, `${n.replace(/(-bn)?\.onnx$/, '')}.json`));
-  const tasks =
-    pair?.tasks ??
-    storedTasks(models) ??
-    (logged.every((f) => existsSync(f))
-      ? logged.map((f) => (JSON.parse(readFileSync(f, 'utf8')) as { classes: number[] }).classes)
-      : undefined);
-  if (tasks === undefined) throw new Error(`${dir}: no pair.json and no trained classes stored`);
-  const stored = storedPreprocessing(models[0]!);
-  const normalization = {
-    mean: pair?.preprocessing?.mean ?? stored?.mean ?? [0.286],
-    std: pair?.preprocessing?.std ?? stored?.std ?? [0.353],
-  };
+  const { dir, names, models, tasks, normalization } = loadPair(spec);
   const data = check(takeBalanced(train, tasks.flat(), Math.min(samples, train.count), 0));
   const labels = names.map((n) => join(dir, n));
   const score = async (model: Model, on: typeof data): Promise<ScoreSource[]> =>

@@ -227,3 +227,36 @@ test("the demo's stop points: four spread from the first to the last", () => {
   assert.deepEqual(spread(ids.slice(0, 3), 4), ['p0', 'p1', 'p2']);
   assert.deepEqual(spread(ids.slice(0, 5), 4), ['p0', 'p1', 'p3', 'p4']);
 });
+
+test("zipit merge --reset-sources resets a BatchNorm pair's sources first, and says so", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const pair = join('test', 'fixtures', 'official-eval', 'zipit-trained-pair');
+  const run = (flag: string) =>
+    zipit([
+      'merge',
+      join(pair, 'a.onnx'),
+      join(pair, 'b.onnx'),
+      '--samples',
+      '200',
+      '--out',
+      join(dir, `${flag}.onnx`),
+      flag,
+      '--json',
+    ]);
+  const reset = await run('--reset-sources');
+  assert.equal(reset.code, 0, reset.stderr);
+  const report = JSON.parse(reset.stdout) as {
+    sourcesReset: boolean;
+    seconds: { sourceReset: number };
+  };
+  assert.equal(report.sourcesReset, true);
+  assert.ok(report.seconds.sourceReset > 0);
+  const kept = await run('--no-reset-sources');
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.equal((JSON.parse(kept.stdout) as { sourcesReset: boolean }).sourcesReset, false);
+  // Different statistics, different matchings: the two merged files differ.
+  assert.notDeepEqual(
+    readFileSync(join(dir, '--reset-sources.onnx')),
+    readFileSync(join(dir, '--no-reset-sources.onnx')),
+  );
+});
