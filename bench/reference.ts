@@ -12,7 +12,7 @@
  * Usage:
  *   ZIPIT_REFERENCE=/path/to/ZipIt npm run bench:reference -- models/resnet20-pair \
  *     [--tasks 1,3,6,7,8/0,2,4,5,9] [--alpha 0.3 --beta 0.125] [--samples 5000] [--seed 0]
- *     [--batch 128] [--threads 2] [--no-base-reset] [--ours-keep-sources] [--single-process] [--keep] [--json]
+ *     [--batch 128] [--threads 2] [--no-base-reset] [--ours-keep-sources] [--grid 0.3/0.125,0.7/1] [--single-process] [--keep] [--json]
  *     [--only models,wavg,permute,zipit,zipit-13,zipit-7]
  */
 import { spawnSync } from 'node:child_process';
@@ -90,6 +90,7 @@ const { values, positionals } = parseArgs({
     std: { type: 'string' },
     'no-base-reset': { type: 'boolean', default: false },
     'ours-keep-sources': { type: 'boolean', default: false },
+    grid: { type: 'string' },
     'single-process': { type: 'boolean', default: false },
     only: { type: 'string' },
     render: { type: 'string' },
@@ -274,7 +275,15 @@ writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
 
 // --- Run both sides.
 function runSide(side: 'reference' | 'ours', methods: readonly string[]): SideOutput {
-  const common = ['--input', dir, '--methods', methods.join(','), '--alpha', values.alpha!];
+  const common = [
+    '--input',
+    dir,
+    '--methods',
+    methods.join(','),
+    '--alpha',
+    values.alpha!,
+    ...(values.grid !== undefined ? ['--grid', values.grid] : []),
+  ];
   const args =
     side === 'reference'
       ? [
@@ -331,7 +340,12 @@ try {
 // --- The table.
 const find = (side: 'reference' | 'ours', method: string): MeasuredRow | undefined =>
   results[side].find((r) => r.method === method);
-const rows: ComparedRow[] = ROW_ORDER.flatMap((method) => {
+// The table's order, then any other rows (a --grid's) in the order they ran.
+const order = [
+  ...ROW_ORDER,
+  ...new Set(results.reference.map((r) => r.method).filter((m) => !ROW_ORDER.includes(m))),
+];
+const rows: ComparedRow[] = order.flatMap((method) => {
   const ref = find('reference', method);
   const ours = find('ours', method);
   if (ref === undefined && ours === undefined) return [];

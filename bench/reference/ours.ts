@@ -30,6 +30,7 @@ const { values } = parseArgs({
     alpha: { type: 'string', default: '0.3' },
     beta: { type: 'string', default: '0.125' },
     'base-reset': { type: 'boolean', default: false },
+    grid: { type: 'string', default: '' },
   },
 });
 if (values.input === undefined) {
@@ -97,8 +98,20 @@ const code = {
 
 const rows: SideRow[] = [];
 const seconds: Record<string, object> = {};
-for (const method of values.methods.split(',')) {
-  console.error(`ours: ${method}`);
+// A grid runs the full zip once per alpha/beta pair, rows named by the pair (as the reference's).
+const grid = values.grid
+  .split(',')
+  .filter((ab) => ab !== '')
+  .map((ab) => ab.split('/').map(Number) as [number, number]);
+const runs: { method: string; ab?: [number, number] }[] = [
+  ...values.methods
+    .split(',')
+    .filter((m) => !(grid.length > 0 && m === 'zipit'))
+    .map((method) => ({ method })),
+  ...grid.map((ab) => ({ method: 'zipit', ab })),
+];
+for (const { method, ab } of runs) {
+  console.error(`ours: ${method}${ab ? ` ${ab.join('/')}` : ''}`);
   if (method === 'models') {
     const sources: ScoreSource[][] = [];
     for (const [k, model] of models.entries()) {
@@ -120,16 +133,17 @@ for (const method of values.methods.split(',')) {
   const merged = orDie(
     await mergeModels(models, labels, mergeData, normalization, {
       method: spec.method,
-      match: { alpha, beta },
+      match: ab ? { alpha: ab[0], beta: ab[1] } : { alpha, beta },
       batchSize: manifest.batchSize,
       threads,
       ...(stopAt !== undefined ? { stopAt } : {}),
     }),
   );
   const mergeSeconds = (performance.now() - started) / 1000;
-  seconds[spec.name] = merged.report.seconds;
+  const name = ab ? `${spec.name} ${ab.join('/')}` : spec.name;
+  seconds[name] = merged.report.seconds;
   rows.push({
-    ...row(spec.name, await scores(merged.model, spec.name)),
+    ...row(name, await scores(merged.model, name)),
     mergeSeconds,
     transformSeconds: merged.report.seconds.matching,
   });

@@ -121,6 +121,8 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--alpha", type=float, default=0.3)
     parser.add_argument("--beta", type=float, default=0.125)
+    parser.add_argument("--grid", default="",
+                        help="alpha/beta pairs, e.g. 0.3/0.125,0.7/1: one full ZipIt! row per pair")
     parser.add_argument("--no-base-reset", action="store_true",
                         help="skip the reference scripts' BN reset of the base models before merging")
     args = parser.parse_args()
@@ -237,14 +239,20 @@ def main():
         functions = {"wavg": ("W.Avg", ref.matching.match_tensors_identity, {}),
                      "permute": ("Permute", ref.matching.match_tensors_permute, {}),
                      "zipit": (None, ref.matching.match_tensors_zipit, {"a": args.alpha, "b": args.beta})}
-        for method in methods:
-            log(method)
+        # A grid runs the full zip once per alpha/beta pair, rows named by the pair.
+        grid = [tuple(float(v) for v in ab.split("/")) for ab in args.grid.split(",") if ab]
+        runs = [(m, None) for m in methods if not (grid and m == "zipit")]
+        runs += [("zipit", ab) for ab in grid]
+        for method, ab in runs:
+            log(method if ab is None else f"{method} {ab[0]:g}/{ab[1]:g}")
             if method == "models":
                 for n, base in zip(names, bases):
                     out["rows"].append(dict(method=f"Model {n}", **score(base)))
                 out["rows"].append(dict(method="Ensemble", **score(ref.utils.SpoofModel(bases))))
                 continue
             name, transform_fn, params = functions[method.split("-")[0]]
+            if ab is not None:
+                params = {"a": ab[0], "b": ab[1]}
             stop, label = stops.get(method, (None, None))
             graphs = [ref.resnet_graph.resnet20(deepcopy(base)).graphify() for base in bases]
             merge = ref.model_merger.ModelMerge(*graphs, device="cpu")
@@ -255,7 +263,8 @@ def main():
             transformed = time.perf_counter()
             ref.utils.reset_bn_stats(merge, merge_loader)
             finished = time.perf_counter()
-            row = dict(method=name or f"ZipIt!{label}", **score(merge))
+            row = dict(method=(name or f"ZipIt!{label}") + ("" if ab is None else f" {ab[0]:g}/{ab[1]:g}"),
+                       **score(merge))
             row.update(mergeSeconds=finished - started, transformSeconds=merge.compute_transform_time,
                        metricsAndApplySeconds=transformed - started - merge.compute_transform_time,
                        bnResetSeconds=finished - transformed)
