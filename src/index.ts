@@ -118,6 +118,7 @@ export { HEAD_RULES, type HeadRule } from './merge/class-head.js';
 export { defaultMemoryLimit, type MachineMemory } from './merge/memory-estimate.js';
 export { permuteChannels } from './merge/permute-model.js';
 export { resetSources, type SourceResetOptions } from './merge/source-reset.js';
+export { LOGIT_RULES, standardizeLogits, type LogitRule } from './merge/logits.js';
 
 /*
  * Statistics in shards: collectMergeStatistics measures one shard of the merge data, the files

@@ -2,7 +2,13 @@
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_MATCH_OPTIONS, defaultMemoryLimit, HEAD_RULES } from '../index.js';
+import {
+  DEFAULT_MATCH_OPTIONS,
+  defaultMemoryLimit,
+  HEAD_RULES,
+  LOGIT_RULES,
+  type LogitRule,
+} from '../index.js';
 import type { ProgressListener } from '../progress.js';
 import type { CliIo } from './command.js';
 import { printable } from './printable.js';
@@ -159,6 +165,9 @@ export function headOption(): Option {
  */
 export const DEFAULT_RESET_SOURCES = false;
 
+/** A full merge's logit rule unless told otherwise (docs/RESULTS.md measures both). */
+export const DEFAULT_LOGITS: LogitRule = 'raw';
+
 /** `--reset-sources` and `--no-reset-sources`: the reference's BatchNorm reset of the sources. */
 export function resetSourcesOptions(): [Option, Option] {
   return [
@@ -168,6 +177,16 @@ export function resetSourcesOptions(): [Option, Option] {
     ).default(DEFAULT_RESET_SOURCES),
     new Option('--no-reset-sources', "keep the sources' own BatchNorm statistics"),
   ];
+}
+
+/** `--logits <rule>`: a full merge's logits as merged, or standardised on the merge data. */
+export function logitsOption(): Option {
+  return new Option(
+    '--logits <rule>',
+    "logits of a full merge: standardize (each class to mean 0, std 1 on the merge data, folded into the output layer) or raw (as merged, the paper's)",
+  )
+    .choices(LOGIT_RULES)
+    .default(DEFAULT_LOGITS);
 }
 
 /** `--samples <n>`: how many images a draw takes (at least 1). */

@@ -6,6 +6,7 @@ import {
   DEFAULT_METHODS,
   loadData,
   type HeadRule,
+  type LogitRule,
   type MethodSpec,
 } from '../index.js';
 import type { RegisterCommand } from './command.js';
@@ -13,6 +14,7 @@ import {
   dataOption,
   headOption,
   resetSourcesOptions,
+  logitsOption,
   progressBar,
   samplesOption,
   seedOption,
@@ -37,6 +39,7 @@ interface CompareFlags extends MergeInputFlags, ZipitFlags, RunFlags {
   repair: boolean;
   head: HeadRule;
   resetSources: boolean;
+  logits: LogitRule;
 }
 
 /** Registers `zipit compare`. */
@@ -64,7 +67,8 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
           .option('--no-repair', 'skip the statistics correction')
           .addOption(headOption())
           .addOption(resetSourcesOptions()[0])
-          .addOption(resetSourcesOptions()[1]),
+          .addOption(resetSourcesOptions()[1])
+          .addOption(logitsOption()),
       ),
     ),
   ).action((paths: string[], flags: CompareFlags) =>
@@ -101,6 +105,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         repair: flags.repair,
         head: flags.head,
         resetSources: flags.resetSources,
+        logits: flags.logits,
         threads: flags.threads,
         stopPoints: stopPoints.value,
         onProgress: bar.listener,
@@ -115,6 +120,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             samples: data.count,
             head: flags.head,
             resetSources: flags.resetSources,
+            logits: flags.logits,
             rows: result.value.rows,
           }),
         );

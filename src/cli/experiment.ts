@@ -10,11 +10,13 @@ import {
   writeFileAtomic,
   type Architecture,
   type HeadRule,
+  type LogitRule,
 } from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
   headOption,
   resetSourcesOptions,
+  logitsOption,
   intOption,
   parseNumberList,
   progressBar,
@@ -42,6 +44,7 @@ interface ExperimentFlags extends RunFlags {
   report?: string;
   head: HeadRule;
   resetSources: boolean;
+  logits: LogitRule;
 }
 
 /** Registers `zipit experiment`. */
@@ -77,7 +80,8 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
       .option('--report <file>', 'write a self-contained HTML report')
       .addOption(headOption())
       .addOption(resetSourcesOptions()[0])
-      .addOption(resetSourcesOptions()[1]),
+      .addOption(resetSourcesOptions()[1])
+      .addOption(logitsOption()),
   ).action((flags: ExperimentFlags) =>
     run(async () => {
       if (!(ARCHITECTURES as readonly string[]).includes(flags.arch)) {
@@ -115,6 +119,7 @@ export const registerExperiment: RegisterCommand = (program, io, run) => {
         threads: flags.threads,
         head: flags.head,
         resetSources: flags.resetSources,
+        logits: flags.logits,
         onProgress: bar.listener,
         onNote: (line) => {
           bar.stop();

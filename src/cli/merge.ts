@@ -14,6 +14,7 @@ import {
   type CompareOutput,
   type Dataset,
   type HeadRule,
+  type LogitRule,
   type MatchMethod,
   type MergeResult,
   type MethodSpec,
@@ -26,6 +27,7 @@ import {
   dataOption,
   headOption,
   resetSourcesOptions,
+  logitsOption,
   maxMemoryOption,
   progressBar,
   samplesOption,
@@ -59,6 +61,7 @@ interface MergeFlags extends MergeInputFlags, TunableZipitFlags, BatchRunFlags {
   testData: string;
   head: HeadRule;
   resetSources: boolean;
+  logits: LogitRule;
 }
 
 /** Table names of the methods, as `zipit compare` and the paper write them. */
@@ -107,6 +110,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           .addOption(headOption())
           .addOption(resetSourcesOptions()[0])
           .addOption(resetSourcesOptions()[1])
+          .addOption(logitsOption())
           .option(
             '--report <file>',
             'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
@@ -189,6 +193,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
         repair: flags.repair,
         head: flags.head,
         resetSources: flags.resetSources,
+        logits: flags.logits,
         ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
         memoryLimit: flags.maxMemory * 2 ** 30,
         ...(statistics ? { statistics } : {}),
@@ -240,6 +245,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           repair: flags.repair,
           head: flags.head,
           resetSources: flags.resetSources,
+          logits: flags.logits,
           threads: flags.threads,
           batchSize: flags.batch,
           memoryLimit: flags.maxMemory * 2 ** 30,

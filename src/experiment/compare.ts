@@ -7,6 +7,7 @@ import { analyzeGraph } from '../graph/analyze.js';
 import { countMacs } from '../graph/flops.js';
 import { DEFAULT_MATCH_OPTIONS, type MatchMethod } from '../match/index.js';
 import type { HeadRule } from '../merge/class-head.js';
+import type { LogitRule } from '../merge/logits.js';
 import { mergeModels, type MergeResult } from '../merge/pipeline.js';
 import { resetSources } from '../merge/source-reset.js';
 import { checkStopPoints } from '../merge/stop-points.js';
@@ -65,6 +66,8 @@ export interface CompareInput {
    * ensemble and every merge from the reset sources (the reference's procedure).
    */
   readonly resetSources?: boolean;
+  /** A full merge's logits (default 'raw'). */
+  readonly logits?: LogitRule;
 }
 
 /** The table rows and the merges behind them (by method name). */
@@ -157,6 +160,7 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         // One task per model (checked above): model k was trained on tasks[k].
         trainedClasses: input.tasks,
         head: input.head ?? 'average',
+        logits: input.logits ?? 'raw',
         threads,
         ...(input.batchSize !== undefined ? { batchSize: input.batchSize } : {}),
         ...(input.memoryLimit !== undefined ? { memoryLimit: input.memoryLimit } : {}),
@@ -171,7 +175,14 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
     // The sources it merged were reset above, once for every merge.
     const merged: MergeResult =
       input.resetSources === true
-        ? { ...mergedNow.value, report: { ...mergedNow.value.report, sourcesReset: true } }
+        ? {
+            ...mergedNow.value,
+            model: {
+              ...mergedNow.value.model,
+              metadata: { ...mergedNow.value.model.metadata, 'zipit.sources_reset': 'true' },
+            },
+            report: { ...mergedNow.value.report, sourcesReset: true },
+          }
         : mergedNow.value;
     const at = merged.report.stopAt;
     // The paper's naming: ZipIt!a/b zips a of b weight layers.

@@ -24,6 +24,7 @@ import { trainModel } from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
 import { resetSources as resetSourceModels } from '../merge/source-reset.js';
 import type { HeadRule } from '../merge/class-head.js';
+import type { LogitRule } from '../merge/logits.js';
 import { compareMethods, type MethodSpec } from './compare.js';
 
 /** What to run. */
@@ -46,6 +47,8 @@ export interface ExperimentOptions {
   readonly head?: HeadRule;
   /** Reset the sources' BatchNorm statistics on each pair's merge data first (default false). */
   readonly resetSources?: boolean;
+  /** Full merges' logits (default 'raw'). */
+  readonly logits?: LogitRule;
   readonly onProgress?: ProgressListener;
   /** Called with one line when a step finishes (training done, alpha/beta chosen, pair evaluated). */
   readonly onNote?: (line: string) => void;
@@ -69,6 +72,8 @@ export interface ExperimentResults {
   readonly head?: HeadRule;
   /** Whether the sources' BatchNorm statistics were reset first (absent in older runs: false). */
   readonly resetSources?: boolean;
+  /** Full merges' logit rule (absent in older runs: 'raw'). */
+  readonly logits?: LogitRule;
   readonly chosen: {
     readonly alpha: number;
     readonly beta: number;
@@ -243,6 +248,8 @@ export async function runExperiment(
   const cachedHead = cached?.head ?? 'average';
   const resetSources = options.resetSources ?? false;
   const cachedReset = cached?.resetSources ?? false;
+  const logits = options.logits ?? 'raw';
+  const cachedLogits = cached?.logits ?? 'raw';
   if (
     cached !== undefined &&
     (cached.arch !== options.arch ||
@@ -250,17 +257,19 @@ export async function runExperiment(
       cached.epochs !== options.epochs ||
       cached.samples !== samples ||
       cachedHead !== head ||
-      cachedReset !== resetSources)
+      cachedReset !== resetSources ||
+      cachedLogits !== logits)
   ) {
     const hints = [
       ...(cachedHead !== head ? [`--head ${cachedHead}`] : []),
       ...(cachedReset !== resetSources
         ? [cachedReset ? '--reset-sources' : '--no-reset-sources']
         : []),
+      ...(cachedLogits !== logits ? [`--logits ${cachedLogits}`] : []),
     ];
     return fail(
       'bad-argument',
-      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, ${cachedHead} head, sources ${cachedReset ? 'reset' : 'kept'}, not this one: pass another --out${hints.length > 0 ? ` or ${hints.join(' ')}` : ''}.`,
+      `${cachePath} holds a run of ${cached.arch} x${cached.width}, ${cached.epochs} epochs, ${cached.samples} merge images, ${cachedHead} head, sources ${cachedReset ? 'reset' : 'kept'}, ${cachedLogits} logits, not this one: pass another --out${hints.length > 0 ? ` or ${hints.join(' ')}` : ''}.`,
     );
   }
   let chosen = cached?.chosen;
@@ -279,6 +288,7 @@ export async function runExperiment(
     samples,
     head,
     resetSources,
+    logits,
     chosen: chosen!,
     pairs: results,
     summary: summarize(results),
@@ -309,6 +319,7 @@ export async function runExperiment(
             match: { alpha, beta },
             trainedClasses: held.tasks,
             head,
+            logits,
             threads: options.threads ?? 2,
           },
         );
@@ -374,6 +385,7 @@ export async function runExperiment(
       stopPoints,
       head,
       resetSources,
+      logits,
       threads: options.threads ?? 2,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });

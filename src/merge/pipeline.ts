@@ -40,6 +40,7 @@ import { checkMemoryBudget, estimateStatisticsMemory, spaceSizes } from './memor
 import { checkMergedWeightsFinite } from './finite-output.js';
 import { buildMultiHead } from './multi-head.js';
 import { findStopPoints, resolveStopPoint, type StopPoint } from './stop-points.js';
+import { standardizeLogits, type LogitRule } from './logits.js';
 import { resetSourceGraphs } from './source-reset.js';
 import { checkSameStructure, type StructureMaps } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
@@ -89,6 +90,11 @@ export interface MergeOptions {
    * reference's evaluation scripts do (source-reset.ts); no effect on models without BN.
    */
   readonly resetSources?: boolean;
+  /**
+   * A full merge's logits: 'raw' as merged, or 'standardize'd to mean 0 and std 1 per class
+   * over the merge data (logits.ts). Partial zips keep each model's own head and ignore it.
+   */
+  readonly logits?: LogitRule;
 }
 
 /** Per space, what the matcher did. */
@@ -112,6 +118,8 @@ export interface MergeReport {
   readonly head: HeadRule;
   /** Whether the sources' BatchNorm statistics were reset on the merge data first. */
   readonly sourcesReset: boolean;
+  /** Whether the merged logits were standardised ('raw' also for partial zips). */
+  readonly logits: LogitRule;
   /** Where the trunk ends for partial zipping (absent for a full zip). */
   readonly stopAt?: {
     readonly id: string;
@@ -125,6 +133,7 @@ export interface MergeReport {
     matching: number;
     apply: number;
     repair: number;
+    logits: number;
   };
 }
 
@@ -400,18 +409,28 @@ export async function mergeModels(
   });
   if (!corrected.ok) return corrected;
   const t4 = now();
-  const finite = checkMergedWeightsFinite(corrected.value, normalization);
+  const logits = plan.stop === undefined ? (options.logits ?? 'raw') : 'raw';
+  const calibrated =
+    logits === 'standardize'
+      ? await standardizeLogits(corrected.value, plan.pass, plan.inputDims, {
+          threads: options.threads ?? 2,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        })
+      : ok(corrected.value);
+  if (!calibrated.ok) return calibrated;
+  const t5 = now();
+  const finite = checkMergedWeightsFinite(calibrated.value, normalization);
   if (!finite.ok) return finite;
   return ok({
     model: withMergeMetadata(
-      corrected.value,
+      calibrated.value,
       models,
       labels,
       normalization,
       plan.inputDims,
       options.method,
       options.trainedClasses,
-      assembled.head,
+      { head: assembled.head, logits, sourcesReset: reset.value.reset },
     ),
     spaces: plan.spaces.spaces,
     correlations: matched.value.correlations,
@@ -424,6 +443,7 @@ export async function mergeModels(
       correction: correction.kind,
       head: assembled.head,
       sourcesReset: reset.value.reset,
+      logits,
       ...(plan.stop
         ? {
             stopAt: {
@@ -440,6 +460,7 @@ export async function mergeModels(
         matching: t2 - t1,
         apply: t3 - t2,
         repair: t4 - t3,
+        logits: t5 - t4,
       },
     },
   });
@@ -687,7 +708,7 @@ function withMergeMetadata(
   inputDims: readonly number[],
   method: MatchMethod,
   given: readonly (readonly number[])[] | undefined,
-  head: HeadRule,
+  how: { head: HeadRule; logits: LogitRule; sourcesReset: boolean },
 ): Model {
   // The sources' trained classes, one set per source (a merged source stores one per head).
   const trained = given ?? storedTasks(models);
@@ -711,7 +732,9 @@ function withMergeMetadata(
       }),
       'zipit.method': method,
       'zipit.sources': labels.join(','),
-      'zipit.head': head,
+      'zipit.head': how.head,
+      'zipit.logits': how.logits,
+      'zipit.sources_reset': String(how.sourcesReset),
       // So that scoring needs no --tasks.
       ...(trained ? trainedClassesMetadata(trained) : {}),
     },

@@ -86,6 +86,7 @@ test('zipit merge --json reports every phase, writes a model that zipit eval sco
     'matching',
     'apply',
     'repair',
+    'logits',
     'write',
     'total',
   ]);
