@@ -59,25 +59,31 @@ function addBatchNormalization(
   prefix: string,
   opset: number,
 ): PointOutputs {
-  const axes = [0, ...Array.from({ length: Math.max(0, p.rank - 2) }, (_, d) => d + 2)];
+  const spatial = p.rank > 2;
   const paramDims = [p.gamma.length, ...new Array<number>(Math.max(0, p.rank - 2)).fill(1)];
   const gamma = b.weight(`${prefix}/gamma`, float32Tensor(paramDims, p.gamma));
   const beta = b.weight(`${prefix}/beta`, float32Tensor(paramDims, p.beta));
   const eps = b.weight(`${prefix}/eps`, float32Tensor([], Float32Array.of(p.epsilon)));
-  const axesInput = opset >= 18 ? b.weight(`${prefix}/axes`, int64Tensor([axes.length], axes)) : '';
-  // ReduceMean takes axes as an attribute before opset 18 and as an input from 18 on.
-  const reduce = (name: string, input: string): string =>
-    opset >= 18
-      ? b.op('ReduceMean', [input, axesInput], { keepdims: 1 }, name)
-      : b.op('ReduceMean', [input], { axes, keepdims: 1 }, name);
+  const axesInput = opset >= 18 ? b.weight(`${prefix}/axes`, int64Tensor([1], [0])) : '';
+  // The mean over the batch and spatial axes as the batch mean of per-image spatial means:
+  // GlobalAveragePool is onnxruntime's fast path, ReduceMean over (0, 2, 3) of NCHW a slow one
+  // (equal spatial sizes make the two the same mean). ReduceMean takes axes as an attribute
+  // before opset 18 and as an input from 18 on.
+  const reduce = (name: string, input: string): string => {
+    const pooled = spatial ? b.op('GlobalAveragePool', [input], {}, `${name}_pool`) : input;
+    return opset >= 18
+      ? b.op('ReduceMean', [pooled, axesInput], { keepdims: 1 }, name)
+      : b.op('ReduceMean', [pooled], { axes: [0], keepdims: 1 }, name);
+  };
   const mean = reduce(`${prefix}/mean`, p.input);
   const centered = b.op('Sub', [p.input, mean], {}, `${prefix}/centered`);
   const squared = b.op('Mul', [centered, centered], {}, `${prefix}/squared`);
   const variance = reduce(`${prefix}/var`, squared);
+  // gamma / sqrt(var + eps) on the channel vector, so that the full tensor sees one Mul and one Add.
   const varEps = b.op('Add', [variance, eps], {}, `${prefix}/var_eps`);
   const std = b.op('Sqrt', [varEps], {}, `${prefix}/std`);
-  const normalized = b.op('Div', [centered, std], {}, `${prefix}/normalized`);
-  const scaled = b.op('Mul', [normalized, gamma], {}, `${prefix}/scaled`);
+  const scale = b.op('Div', [gamma, std], {}, `${prefix}/scale`);
+  const scaled = b.op('Mul', [centered, scale], {}, `${prefix}/scaled`);
   b.node('Add', [scaled, beta], {}, { name: `${prefix}/shifted`, outputs: [p.output] });
   return { mean, variance };
 }
