@@ -9,6 +9,7 @@
  * 0.125, averaged head, sources kept, 5,000 merge images, BN reset after merging):
  *   method=zipit|permute|wavg|weights|ensemble  alpha=  beta=  head=average|class-aware
  *   reset=0|1 (the sources' BN reset)  samples=  repair=0|1  stop=<stop point>
+ *   logits=raw|standardize
  * Without --config, the levers of docs/RESULTS.md's ablation table. Pairs as bench/pairs.ts
  * (default: the PyTorch pairs in runs/torch-pairs). Prints a Markdown table: one column per
  * pair, then the mean of the pairs and of the pairs after the first (pair 0 is the tuning pair
@@ -18,10 +19,10 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { takeBalanced, type Dataset } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
-import { intAttr } from '../src/graph/attributes.js';
 import { modelScores } from '../src/eval/evaluate.js';
 import { scoreTasks, type ScoreSource } from '../src/eval/metrics.js';
 import type { HeadRule } from '../src/merge/class-head.js';
+import type { LogitRule } from '../src/merge/logits.js';
 import { mergeModels } from '../src/merge/pipeline.js';
 import { resetSources } from '../src/merge/source-reset.js';
 import type { MatchMethod } from '../src/match/index.js';
@@ -61,8 +62,7 @@ interface Config {
   readonly samples: number;
   readonly repair: boolean;
   readonly stop?: string;
-  /** Prototype: shift (center) or standardise (zscore) each output logit on the merge data. */
-  readonly calibrate?: 'center' | 'zscore';
+  readonly logits: LogitRule;
 }
 
 function parseConfig(text: string): Config {
@@ -76,23 +76,12 @@ function parseConfig(text: string): Config {
       .filter((kv) => kv !== '')
       .map((kv) => kv.split('=') as [string, string]),
   );
-  const known = [
-    'method',
-    'alpha',
-    'beta',
-    'head',
-    'reset',
-    'samples',
-    'repair',
-    'stop',
-    'calibrate',
-  ];
+  const known = ['method', 'alpha', 'beta', 'head', 'reset', 'samples', 'repair', 'stop', 'logits'];
   for (const key of settings.keys())
     if (!known.includes(key)) throw new Error(`Unknown key '${key}' in '${text}'`);
   const stop = settings.get('stop');
-  const calibrate = settings.get('calibrate') as Config['calibrate'];
   return {
-    ...(calibrate !== undefined ? { calibrate } : {}),
+    logits: (settings.get('logits') ?? 'raw') as LogitRule,
     label: text.slice(0, colon).trim(),
     method: (settings.get('method') ?? 'zipit') as Config['method'],
     alpha: Number(settings.get('alpha') ?? 0.3),
@@ -175,21 +164,13 @@ for (const pair of pairs) {
             head: config.head,
             trainedClasses: pair.tasks,
             repair: config.repair,
+            logits: config.logits,
             threads,
             ...(config.stop !== undefined ? { stopAt: config.stop } : {}),
           },
         ),
       );
-      const model =
-        config.calibrate === undefined
-          ? merged.model
-          : await calibrated(
-              merged.model,
-              await mergeData(String(config.samples)),
-              pair.normalization,
-              config.calibrate,
-            );
-      scores = await score(model, config.label);
+      scores = await score(merged.model, config.label);
     }
     const accuracy = scoreTasks(scores, test.labels, pair.tasks);
     const measured: Measured = {
@@ -202,51 +183,6 @@ for (const pair of pairs) {
     results.push(measured);
     console.error(JSON.stringify(measured));
   }
-}
-
-/**
- * The model with its output Gemm's rows shifted (and for zscore scaled) so that each logit has
- * mean 0 (and std 1) over the merge data: a label-free calibration of the classes' scales.
- */
-async function calibrated(
-  model: Model,
-  data: Dataset,
-  normalization: { mean: readonly number[]; std: readonly number[] },
-  mode: 'center' | 'zscore',
-): Promise<Model> {
-  const [scores] = check(
-    await modelScores({ model, label: 'calibrate', ...normalization }, data, { threads }),
-  );
-  const width = scores!.labels.length;
-  const count = scores!.logits.length / width;
-  const mean = new Float64Array(width);
-  const square = new Float64Array(width);
-  for (let i = 0; i < count; i++)
-    for (let c = 0; c < width; c++) {
-      const v = scores!.logits[i * width + c]!;
-      mean[c]! += v / count;
-      square[c]! += (v * v) / count;
-    }
-  const output = model.graph.outputs[0]!.name;
-  const gemm = model.graph.nodes.find((n) => n.outputs[0] === output);
-  if (gemm?.opType !== 'Gemm' || gemm.inputs.length < 3)
-    throw new Error(`calibrate: the output is not made by a Gemm with a bias`);
-  const weight = model.graph.initializers.get(gemm.inputs[1]!)!.data as Float32Array;
-  const bias = model.graph.initializers.get(gemm.inputs[2]!)!.data as Float32Array;
-  if (intAttr(gemm, 'transB', 0) !== 1) throw new Error('calibrate: expected transB = 1');
-  const inner = weight.length / width;
-  const newWeight = Float32Array.from(weight);
-  const newBias = Float32Array.from(bias);
-  for (let c = 0; c < width; c++) {
-    const scale =
-      mode === 'zscore' ? 1 / Math.sqrt(Math.max(1e-12, square[c]! - mean[c]! ** 2)) : 1;
-    newBias[c] = (bias[c]! - mean[c]!) * scale;
-    for (let j = 0; j < inner; j++) newWeight[c * inner + j] = weight[c * inner + j]! * scale;
-  }
-  const initializers = new Map(model.graph.initializers);
-  initializers.set(gemm.inputs[1]!, { dtype: 'float32', dims: [width, inner], data: newWeight });
-  initializers.set(gemm.inputs[2]!, { dtype: 'float32', dims: [width], data: newBias });
-  return { ...model, graph: { ...model.graph, initializers } };
 }
 
 if (values.out !== undefined) writeFileSync(values.out, `${JSON.stringify(results, null, 2)}\n`);

@@ -119,6 +119,7 @@ export { defaultMemoryLimit, type MachineMemory } from './merge/memory-estimate.
 export { permuteChannels } from './merge/permute-model.js';
 export { resetSources, type SourceResetOptions } from './merge/source-reset.js';
 export { LOGIT_RULES, standardizeLogits, type LogitRule } from './merge/logits.js';
+export { PAPER_MERGE, RECOMMENDED_MERGE, type MergeProcedure } from './merge/recommended.js';
 
 /*
  * Statistics in shards: collectMergeStatistics measures one shard of the merge data, the files

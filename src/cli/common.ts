@@ -2,13 +2,7 @@
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import {
-  DEFAULT_MATCH_OPTIONS,
-  defaultMemoryLimit,
-  HEAD_RULES,
-  LOGIT_RULES,
-  type LogitRule,
-} from '../index.js';
+import { RECOMMENDED_MERGE, defaultMemoryLimit, HEAD_RULES, LOGIT_RULES } from '../index.js';
 import type { ProgressListener } from '../progress.js';
 import type { CliIo } from './command.js';
 import { printable } from './printable.js';
@@ -153,20 +147,11 @@ export function tasksOption(description: string): Option {
 export function headOption(): Option {
   return new Option(
     '--head <rule>',
-    "classifier of a full merge: class-aware (class j from the models trained on j; needs --tasks or the models' trained classes) or average (every model's row, as in the paper)",
+    "classifier of a full merge: class-aware (class j from the models trained on j; needs --tasks or the models' trained classes), average (every model's row, as in the paper), or auto (class-aware when the classes are known, else average)",
   )
     .choices(HEAD_RULES)
-    .default('average');
+    .default(RECOMMENDED_MERGE.head);
 }
-
-/**
- * Whether merges re-estimate the sources' BatchNorm statistics on the merge data before
- * measuring them, unless told otherwise (docs/RESULTS.md measures both).
- */
-export const DEFAULT_RESET_SOURCES = false;
-
-/** A full merge's logit rule unless told otherwise (docs/RESULTS.md measures both). */
-export const DEFAULT_LOGITS: LogitRule = 'raw';
 
 /** `--reset-sources` and `--no-reset-sources`: the reference's BatchNorm reset of the sources. */
 export function resetSourcesOptions(): [Option, Option] {
@@ -174,7 +159,7 @@ export function resetSourcesOptions(): [Option, Option] {
     new Option(
       '--reset-sources',
       "re-estimate each source's BatchNorm statistics on the merge data before it is measured and scored, as the reference's scripts do (no effect without BatchNorm)",
-    ).default(DEFAULT_RESET_SOURCES),
+    ).default(RECOMMENDED_MERGE.resetSources),
     new Option('--no-reset-sources', "keep the sources' own BatchNorm statistics"),
   ];
 }
@@ -186,7 +171,7 @@ export function logitsOption(): Option {
     "logits of a full merge: standardize (each class to mean 0, std 1 on the merge data, folded into the output layer) or raw (as merged, the paper's)",
   )
     .choices(LOGIT_RULES)
-    .default(DEFAULT_LOGITS);
+    .default(RECOMMENDED_MERGE.logits);
 }
 
 /** `--samples <n>`: how many images a draw takes (at least 1). */
@@ -286,12 +271,12 @@ export function withZipitOptions(command: Command): Command {
   return command
     .addOption(
       new Option('--alpha <x>', 'ZipIt! repeated-matching factor in [0, 1]')
-        .default(DEFAULT_MATCH_OPTIONS.alpha)
+        .default(RECOMMENDED_MERGE.match.alpha)
         .argParser(parseFloatOption('--alpha')),
     )
     .addOption(
       new Option('--beta <x>', 'ZipIt! same-model budget factor in [0, 1]')
-        .default(DEFAULT_MATCH_OPTIONS.beta)
+        .default(RECOMMENDED_MERGE.match.beta)
         .argParser(parseFloatOption('--beta')),
     );
 }

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { fail, ok } from '../errors.js';
 import {
+  RECOMMENDED_MERGE,
   compareMethods,
   DEFAULT_METHODS,
   loadData,
@@ -128,7 +129,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
       if (flags.report !== undefined) {
         const report = comparisonReport(
           `zipit compare: ${paths.join(' + ')}`,
-          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.head === 'average' ? ' --head average' : ''}${flags.resetSources ? ' --reset-sources' : ''}`,
+          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.head !== RECOMMENDED_MERGE.head ? ` --head ${flags.head}` : ''}${flags.resetSources !== RECOMMENDED_MERGE.resetSources ? (flags.resetSources ? ' --reset-sources' : ' --no-reset-sources') : ''}${flags.logits !== RECOMMENDED_MERGE.logits ? ` --logits ${flags.logits}` : ''}`,
           tasks,
           result.value,
         );

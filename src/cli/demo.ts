@@ -6,6 +6,8 @@ import { fail, ok, type Result } from '../errors.js';
 import { readRegularFile } from '../files/regular-file.js';
 import {
   compareMethods,
+  DEFAULT_METHODS,
+  RECOMMENDED_MERGE,
   loadFashionMnist,
   readModelFile,
   writeFileAtomic,
@@ -102,6 +104,13 @@ export const registerDemo: RegisterCommand = (program, io, run) => {
         mergeData: data.value,
         testData: test.value,
         normalization: pair.value.preprocessing,
+        // What `zipit merge` does by default, for every method.
+        methods: DEFAULT_METHODS.map((m) =>
+          m.method === 'zipit' ? { ...m, ...RECOMMENDED_MERGE.match } : m,
+        ),
+        resetSources: RECOMMENDED_MERGE.resetSources,
+        head: RECOMMENDED_MERGE.head,
+        logits: RECOMMENDED_MERGE.logits,
         threads: flags.threads,
         stopPoints: stopPoints.value,
         onProgress: bar.listener,

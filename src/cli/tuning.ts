@@ -4,7 +4,7 @@ import { fail, ok, type Result } from '../errors.js';
 import {
   DEFAULT_ALPHA_GRID,
   DEFAULT_BETA_GRID,
-  DEFAULT_MATCH_OPTIONS,
+  RECOMMENDED_MERGE,
   DEFAULT_TUNE_HOLDOUT,
   parseMatchOptions,
   type Tuning,
@@ -33,13 +33,13 @@ export function withTunableZipitOptions(command: Command): Command {
       new Option(
         '--alpha <x>',
         `ZipIt! repeated-matching factor in [0, 1]; 'auto' chooses it without labels from ${grid(DEFAULT_ALPHA_GRID)} (or from a comma-separated list)`,
-      ).default(DEFAULT_MATCH_OPTIONS.alpha),
+      ).default(RECOMMENDED_MERGE.match.alpha),
     )
     .addOption(
       new Option(
         '--beta <x>',
         `ZipIt! same-model budget factor in [0, 1]; 'auto' chooses it without labels from ${grid(DEFAULT_BETA_GRID)} (or from a comma-separated list)`,
-      ).default(DEFAULT_MATCH_OPTIONS.beta),
+      ).default(RECOMMENDED_MERGE.match.beta),
     )
     .addOption(
       new Option(

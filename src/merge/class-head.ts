@@ -14,10 +14,13 @@ import type { SpaceAnalysis } from '../graph/spaces.js';
 import type { Model } from '../onnx/model.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
 
-/** How a full merge builds the classifier's rows: per class from its models, or the paper's mean. */
-export type HeadRule = 'class-aware' | 'average';
+/** How a full merge built the classifier's rows: per class from its models, or the paper's mean. */
+export type AppliedHead = 'class-aware' | 'average';
 
-export const HEAD_RULES: readonly HeadRule[] = ['class-aware', 'average'];
+/** The rule asked for: one of those, or 'auto' (class-aware when the trained classes are known, else average). */
+export type HeadRule = AppliedHead | 'auto';
+
+export const HEAD_RULES: readonly HeadRule[] = ['auto', 'class-aware', 'average'];
 
 /**
  * The transform of the graph output's space that makes output class j the mean of the rows of

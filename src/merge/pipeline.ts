@@ -26,7 +26,7 @@ import {
 } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import { applyTransforms } from './apply.js';
-import { classAwareHead, type HeadRule } from './class-head.js';
+import { classAwareHead, type AppliedHead, type HeadRule } from './class-head.js';
 import { collectStatistics, type CollectedStatistics } from './collect.js';
 import {
   correctionKind,
@@ -81,8 +81,8 @@ export interface MergeOptions {
   /**
    * How a full merge builds the classifier (class-head.ts): 'average' (the default, the
    * paper's) averages every model's row; 'class-aware' makes output class j from the rows of the
-   * models trained on j when the trained classes are known. Measured within noise of each other
-   * on our ResNet-20 pairs (docs/RESULTS.md), so the paper's rule stays the default.
+   * models trained on j (the trained classes must be known); 'auto' is class-aware when they are
+   * known, else average (the CLI's default, RECOMMENDED in defaults.ts).
    */
   readonly head?: HeadRule;
   /**
@@ -115,7 +115,7 @@ export interface MergeReport {
   readonly spaces: readonly SpaceReport[];
   readonly correction: 'batchnorm' | 'repair' | 'none';
   /** How the classifier of a full merge was built ('average' also when classes were unknown). */
-  readonly head: HeadRule;
+  readonly head: AppliedHead;
   /** Whether the sources' BatchNorm statistics were reset on the merge data first. */
   readonly sourcesReset: boolean;
   /** Whether the merged logits were standardised ('raw' also for partial zips). */
@@ -616,11 +616,11 @@ function assemble(
   labels: readonly string[],
   transforms: ReadonlyMap<number, SpaceTransform>,
   rule: HeadRule,
-): { model: Model; head: HeadRule } {
+): { model: Model; head: AppliedHead } {
   const { graphs, maps, spaces, stop, trained } = prepared;
   if (stop === undefined) {
     const head =
-      rule === 'class-aware' && trained !== undefined
+      rule !== 'average' && trained !== undefined
         ? classAwareHead(graphs[0]!.model, spaces, trained)
         : undefined;
     // The logits' space is fixed, so no matching ever transforms it; if it were merged, the
@@ -708,7 +708,7 @@ function withMergeMetadata(
   inputDims: readonly number[],
   method: MatchMethod,
   given: readonly (readonly number[])[] | undefined,
-  how: { head: HeadRule; logits: LogitRule; sourcesReset: boolean },
+  how: { head: AppliedHead; logits: LogitRule; sourcesReset: boolean },
 ): Model {
   // The sources' trained classes, one set per source (a merged source stores one per head).
   const trained = given ?? storedTasks(models);

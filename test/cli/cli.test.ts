@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spread } from '../../src/cli/demo.js';
+import { RECOMMENDED_MERGE } from '../../src/merge/recommended.js';
 import { TEST_DIR, runZipit as zipit } from '../helpers.js';
 
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
@@ -77,7 +78,8 @@ test('zipit merge --json reports every phase, writes a model that zipit eval sco
     spaces: { crossModelMerges: number; sameModelMerges: number }[];
   };
   assert.equal(report.method, 'zipit');
-  assert.deepEqual(report.parameters, { alpha: 0.3, beta: 0.125 });
+  // The CLI's defaults are the recommended procedure's, not the paper's.
+  assert.deepEqual(report.parameters, RECOMMENDED_MERGE.match);
   assert.equal(report.spacesMerged, 2);
   assert.deepEqual(Object.keys(report.seconds), [
     'load',
