@@ -30,16 +30,19 @@ import type { Model } from '../src/onnx/model.js';
 import { loadPair, torchPairs, type Pair } from './pairs.js';
 
 const DEFAULT_CONFIGS = [
-  'ZipIt! (paper: 0.3, 0.125):',
-  'ZipIt! + sources reset: reset=1',
-  'ZipIt! (0.7, 1):  alpha=0.7 beta=1',
-  'ZipIt! (0.7, 1) + sources reset: alpha=0.7 beta=1 reset=1',
-  'ZipIt! + class-aware head: head=class-aware',
-  'ZipIt! (0.7, 1) + reset + class-aware: alpha=0.7 beta=1 reset=1 head=class-aware',
-  'Permute: method=permute',
-  'Permute + sources reset: method=permute reset=1',
+  'ZipIt! paper (0.3, 0.125):',
+  '+ alpha/beta (0.5, 0.5) only: alpha=0.5 beta=0.5',
+  '+ sources reset only: reset=1',
+  '+ class-aware head only: head=auto',
+  '+ standardised logits only: logits=standardize',
+  'ZipIt! zipit defaults (all four): alpha=0.5 beta=0.5 reset=1 head=auto logits=standardize',
+  'defaults without the reset: alpha=0.5 beta=0.5 head=auto logits=standardize',
+  'defaults without class-aware: alpha=0.5 beta=0.5 reset=1 logits=standardize',
+  'defaults without standardising: alpha=0.5 beta=0.5 reset=1 head=auto',
+  'Permute paper: method=permute',
+  'Permute with the defaults: method=permute reset=1 head=auto logits=standardize',
   'Ensemble: method=ensemble',
-  'Ensemble + sources reset: method=ensemble reset=1',
+  'Ensemble, sources reset: method=ensemble reset=1',
 ];
 
 const { values, positionals } = parseArgs({
