@@ -14,6 +14,7 @@
  *     [--tasks 1,3,6,7,8/0,2,4,5,9] [--alpha 0.3 --beta 0.125] [--samples 5000] [--seed 0]
  *     [--batch 128] [--threads 2] [--no-base-reset] [--ours-keep-sources] [--grid 0.3/0.125,0.7/1] [--single-process] [--keep] [--json]
  *     [--only models,wavg,permute,zipit,zipit-13,zipit-7]
+ *   npm run bench:reference -- --render run1.json [run2.json ...]   (saved --json runs; several: the means too)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -45,6 +46,7 @@ import {
 } from './reference/exchange.js';
 import { MappingError, referenceStateDict } from './reference/state-dict.js';
 import {
+  renderMean,
   renderTable,
   type ComparedRow,
   type MeasuredRow,
@@ -99,9 +101,14 @@ const { values, positionals } = parseArgs({
   },
 });
 
-// --render <file>: the table of a summary an earlier --json run printed, without rerunning.
+// --render <file>: the table of a summary an earlier --json run printed, without rerunning;
+// several files (one per pair): also one Markdown table of every pair and the means.
 if (values.render !== undefined) {
-  console.log(renderTable(JSON.parse(readFileSync(values.render, 'utf8')) as Summary));
+  const summaries = [values.render, ...positionals].map(
+    (f) => JSON.parse(readFileSync(f, 'utf8')) as Summary,
+  );
+  for (const s of summaries) console.log(`${renderTable(s)}\n`);
+  if (summaries.length > 1) console.log(renderMean(summaries));
   process.exit(0);
 }
 

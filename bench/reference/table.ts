@@ -95,6 +95,13 @@ export function renderTable(s: Summary): string {
   const format = (cells: string[]): string =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const refStops = s.stopPoints.reference;
+  const merges = s.rows.filter((r) => r.diff !== undefined && !/^(Model|Ensemble)/.test(r.method));
+  const meanDiff =
+    merges.length === 0
+      ? []
+      : [
+          `Mean Δ joint over the ${merges.length} merged rows: ${signed(merges.reduce((a, r) => a + r.diff!.joint, 0) / merges.length)}.`,
+        ];
   return [
     `pair ${s.pair} (${s.files.join(', ')}), ResNet-20 x${s.width}, tasks ${s.tasks.map((t) => t.join(',')).join(' / ')}`,
     `merge: ${s.samples} fashion-mnist:train images (seed ${s.seed}), batch ${s.batchSize}, mean ${s.preprocessing.mean.join(',')} std ${s.preprocessing.std.join(',')}; test: ${s.testImages} images; ZipIt! alpha ${s.alpha} beta ${s.beta}; ${s.threads} threads`,
@@ -106,6 +113,36 @@ export function renderTable(s: Summary): string {
     ...lines.map(format),
     '',
     `Accuracies in %. Δ = ours - reference. s: each side's whole merge (statistics, matching, weights, BN reset; not the scoring). MiB: peak RSS (VmHWM) of the process that ran the row${s.singleProcess ? ' (not shown with --single-process)' : ''}.`,
+    ...meanDiff,
     `The reference's BN reset of the base models took ${sec(s.referenceBaseResetSeconds)} s, ours ${sec(s.oursBaseResetSeconds)} s (once per process, not in Ref s / Ours s). Load check, max |logit difference| of the reference's model vs onnxruntime on ${s.checkImages} test images: ${(s.loadMaxAbsDiff ?? []).map((d) => d.toExponential(1)).join(', ') || '-'}.`,
   ].join('\n');
+}
+
+/**
+ * Several saved runs (one per pair) as one Markdown table: per method, each pair's joint
+ * accuracy reference / ours, then the mean of each side and the mean difference.
+ */
+export function renderMean(summaries: readonly Summary[]): string {
+  const methods = [...new Set(summaries.flatMap((s) => s.rows.map((r) => r.method)))];
+  const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const lines = [
+    `| method | ${summaries.map((s) => `${s.pair} ref / ours`).join(' | ')} | mean ref | mean ours | mean Δ |`,
+    `| --- | ${summaries.map(() => '---').join(' | ')} | --- | --- | --- |`,
+  ];
+  for (const method of methods) {
+    const rows = summaries.map((s) => s.rows.find((r) => r.method === method));
+    const both = rows.filter((r) => r?.reference !== undefined && r.ours !== undefined);
+    const cells = rows.map((r) => `${pct(r?.reference?.joint)} / ${pct(r?.ours?.joint)}`);
+    const refs = both.map((r) => r!.reference!.joint);
+    const ours = both.map((r) => r!.ours!.joint);
+    lines.push(
+      both.length === rows.length
+        ? `| ${method} | ${cells.join(' | ')} | ${pct(mean(refs))} | ${pct(mean(ours))} | ${signed(mean(ours) - mean(refs))} |`
+        : `| ${method} | ${cells.join(' | ')} | - | - | - |`,
+    );
+  }
+  const settings = summaries.map(
+    (s) => `${s.pair}: alpha ${s.alpha}, beta ${s.beta}, base reset ${s.baseReset ? 'on' : 'off'}`,
+  );
+  return [...lines, '', `Joint accuracy in %. ${settings.join('; ')}.`].join('\n');
 }
