@@ -383,6 +383,9 @@ const refExtra = extras.reference[0] as SideOutput & {
 const resetSeconds = (side: 'reference' | 'ours'): number | undefined =>
   extras[side].map((o) => o['baseResetSeconds'] as number | undefined).find((s) => s !== undefined);
 const baseReset = resetSeconds('reference');
+const plainPasses = extras.ours
+  .map((o) => o['plainPassSeconds'] as number | undefined)
+  .filter((s): s is number => s !== undefined);
 const oursBaseReset = resetSeconds('ours');
 // The code each of our processes ran (others may commit to the shared tree during a run).
 const codes = [
@@ -428,6 +431,7 @@ const summary: Summary = {
   ...(refExtra.loadMaxAbsDiff ? { loadMaxAbsDiff: refExtra.loadMaxAbsDiff } : {}),
   ...(baseReset !== undefined ? { referenceBaseResetSeconds: baseReset } : {}),
   ...(oursBaseReset !== undefined ? { oursBaseResetSeconds: oursBaseReset } : {}),
+  ...(plainPasses.length > 0 ? { plainPassSeconds: Math.min(...plainPasses) } : {}),
   singleProcess: values['single-process'] ?? false,
   rows,
 };

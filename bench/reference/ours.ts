@@ -11,7 +11,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { createSession } from '../../src/runtime/session.js';
 import {
+  batches,
   mergeModels,
   modelScores,
   readModelFile,
@@ -68,6 +70,28 @@ const models = baseReset
     )
   : files;
 const baseResetSeconds = (performance.now() - resetStarted) / 1000;
+
+/**
+ * The floor a merge is measured against: one plain onnxruntime pass of model A over the merge
+ * images at the merge's batch size and threads (best of 3). The paper's merge needs K + 1 such
+ * passes (the statistics of K models, the merged model's BN reset).
+ */
+async function plainPassSeconds(): Promise<number> {
+  const session = orDie(await createSession(files[0]!, { threads }));
+  const pass = orDie(batches(mergeData, { batchSize: manifest.batchSize, normalization }));
+  const input = session.inputNames[0]!;
+  const dims = [mergeData.channels, mergeData.height, mergeData.width];
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const started = performance.now();
+    for (const b of pass)
+      await session.run({ [input]: { dtype: 'float32', dims: [b.size, ...dims], data: b.input } });
+    best = Math.min(best, (performance.now() - started) / 1000);
+  }
+  await session.release();
+  return best;
+}
+const plainPass = await plainPassSeconds();
 
 async function scores(model: Model, label: string): Promise<ScoreSource[]> {
   return orDie(
@@ -154,6 +178,7 @@ const output: SideOutput = {
   beta,
   code,
   ...(baseReset ? { baseResetSeconds } : {}),
+  plainPassSeconds: plainPass,
   rows,
   phaseSeconds: seconds,
   peakMiB: peakMiB(),

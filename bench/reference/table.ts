@@ -45,6 +45,8 @@ export interface Summary {
   readonly loadMaxAbsDiff?: readonly number[];
   readonly referenceBaseResetSeconds?: number;
   readonly oursBaseResetSeconds?: number;
+  /** One plain onnxruntime pass of model A over the merge images (best of 3 per process). */
+  readonly plainPassSeconds?: number;
   readonly singleProcess: boolean;
   readonly rows: readonly ComparedRow[];
 }
@@ -114,6 +116,18 @@ export function renderTable(s: Summary): string {
     '',
     `Accuracies in %. Δ = ours - reference. s: each side's whole merge (statistics, matching, weights, BN reset; not the scoring). MiB: peak RSS (VmHWM) of the process that ran the row${s.singleProcess ? ' (not shown with --single-process)' : ''}.`,
     ...meanDiff,
+    ...(s.plainPassSeconds === undefined
+      ? []
+      : [
+          `Floor: one plain pass of model A over the merge images took ${s.plainPassSeconds.toFixed(2)} s; the paper's merge needs ${s.files.length + 1} (statistics of each model, the merged model's BN reset): ${((s.files.length + 1) * s.plainPassSeconds).toFixed(1)} s. Ours s / floor: ${merges
+            // W.Avg reads no statistics: its one pass is the BN reset.
+            .filter((r) => r.ours?.mergeSeconds !== undefined && r.method !== 'W.Avg')
+            .map(
+              (r) =>
+                `${r.method} ${(r.ours!.mergeSeconds! / ((s.files.length + 1) * s.plainPassSeconds!)).toFixed(2)}x`,
+            )
+            .join(', ')}.`,
+        ]),
     `The reference's BN reset of the base models took ${sec(s.referenceBaseResetSeconds)} s, ours ${sec(s.oursBaseResetSeconds)} s (once per process, not in Ref s / Ours s). Load check, max |logit difference| of the reference's model vs onnxruntime on ${s.checkImages} test images: ${(s.loadMaxAbsDiff ?? []).map((d) => d.toExponential(1)).join(', ') || '-'}.`,
   ].join('\n');
 }
