@@ -129,7 +129,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
       if (flags.report !== undefined) {
         const report = comparisonReport(
           `zipit compare: ${paths.join(' + ')}`,
-          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.head !== RECOMMENDED_MERGE.head ? ` --head ${flags.head}` : ''}${flags.resetSources !== RECOMMENDED_MERGE.resetSources ? (flags.resetSources ? ' --reset-sources' : ' --no-reset-sources') : ''}${flags.logits !== RECOMMENDED_MERGE.logits ? ` --logits ${flags.logits}` : ''}`,
+          `zipit compare ${paths.join(' ')} --samples ${flags.samples}${flags.stopPoints ? ` --stop-points ${flags.stopPoints}` : ''}${flags.alpha !== RECOMMENDED_MERGE.match.alpha || flags.beta !== RECOMMENDED_MERGE.match.beta ? ` --alpha ${flags.alpha} --beta ${flags.beta}` : ''}${flags.head !== RECOMMENDED_MERGE.head ? ` --head ${flags.head}` : ''}${flags.resetSources !== RECOMMENDED_MERGE.resetSources ? (flags.resetSources ? ' --reset-sources' : ' --no-reset-sources') : ''}${flags.logits !== RECOMMENDED_MERGE.logits ? ` --logits ${flags.logits}` : ''}`,
           tasks,
           result.value,
         );
