@@ -41,6 +41,8 @@ const DEFAULT_CONFIGS = [
   'defaults without standardising: alpha=0.5 beta=1 reset=1 head=auto',
   'Permute paper: method=permute',
   'Permute with the defaults: method=permute reset=1 head=auto logits=standardize',
+  'Weights paper: method=weights',
+  'Weights with the defaults: method=weights reset=1 head=auto logits=standardize',
   'Ensemble: method=ensemble',
   'Ensemble, sources reset: method=ensemble reset=1',
 ];
