@@ -5,7 +5,7 @@
  * fixed (0.7, 1.0) the x1 experiment chose, and the time of a tuned merge against a plain one.
  *
  *   node --import tsx bench/tune.ts [--samples 5000] [--holdout 0.2] [--reset-images 1000]
- *     [--head average|class-aware] [--threads 2] [--out f.json] [--labelled-from f.json] [<pair> ...]
+ *     [--head average|class-aware] [--defaults] [--threads 2] [--out f.json] [--labelled-from f.json] [<pair> ...]
  *
  * A pair is `dir` (a.onnx and b.onnx) or `dir:a-bn.onnx,b-bn.onnx`; tasks from pair.json, else
  * the models' trained classes, else each model's `classes` in a.json / b.json beside it; preprocessing from pair.json, else the models' metadata, else
@@ -30,6 +30,7 @@ import {
   type AgreementRule,
 } from '../src/experiment/tune.js';
 import { HEAD_RULES, type HeadRule } from '../src/merge/class-head.js';
+import { RECOMMENDED_MERGE } from '../src/merge/recommended.js';
 import { collectMergeStatistics, mergeModels } from '../src/merge/pipeline.js';
 import type { Model } from '../src/onnx/model.js';
 import { loadPair, torchPairs } from './pairs.js';
@@ -42,6 +43,7 @@ const { values, positionals } = parseArgs({
     'reset-images': { type: 'string' },
     'labelled-from': { type: 'string' },
     head: { type: 'string' },
+    defaults: { type: 'boolean', default: false },
     threads: { type: 'string', default: '2' },
     out: { type: 'string' },
   },
@@ -59,7 +61,14 @@ const holdout = Number(values.holdout);
 // The classifier rule of every merge (default: mergeModels' own).
 const head = values.head as HeadRule | undefined;
 if (head !== undefined && !HEAD_RULES.includes(head)) throw new Error(`--head ${head}?`);
-const headOption = head !== undefined ? { head } : {};
+// --defaults: every merge with zipit's other defaults too (sources reset, standardised logits;
+// head auto unless --head), so the tuner is judged in the pipeline users get.
+const headOption = {
+  ...(values.defaults
+    ? { resetSources: true, logits: RECOMMENDED_MERGE.logits, head: RECOMMENDED_MERGE.head }
+    : {}),
+  ...(head !== undefined ? { head } : {}),
+};
 const resetImages =
   values['reset-images'] !== undefined ? Number(values['reset-images']) : undefined;
 const earlier =
