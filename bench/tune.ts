@@ -187,6 +187,8 @@ for (const spec of positionals.length > 0 ? positionals : defaultPairs()) {
           await collectMergeStatistics(models, labels, data, normalization, {
             method: 'zipit',
             threads,
+            // The grid's merges read these statistics instead of resetting the sources themselves.
+            ...(values.defaults ? { resetSources: true } : {}),
           }),
         )
       : undefined;
