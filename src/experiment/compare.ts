@@ -148,7 +148,7 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
   ];
   const curve: CurvePoint[] = [];
   for (const { spec, stopAt } of runs) {
-    const mergedNow = await mergeModels(
+    const merged = await mergeModels(
       models.value,
       input.labels,
       input.mergeData,
@@ -161,6 +161,8 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         trainedClasses: input.tasks,
         head: input.head ?? 'average',
         logits: input.logits ?? 'raw',
+        // Reset above, once for every merge.
+        ...(input.resetSources === true ? { resetSources: 'already' as const } : {}),
         threads,
         ...(input.batchSize !== undefined ? { batchSize: input.batchSize } : {}),
         ...(input.memoryLimit !== undefined ? { memoryLimit: input.memoryLimit } : {}),
@@ -168,30 +170,18 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),
       },
     );
-    if (!mergedNow.ok) {
+    if (!merged.ok) {
       const which = stopAt !== undefined ? `${spec.name} stopped at ${stopAt}` : spec.name;
-      return fail(mergedNow.reason, `${which}: ${mergedNow.message}`);
+      return fail(merged.reason, `${which}: ${merged.message}`);
     }
-    // The sources it merged were reset above, once for every merge.
-    const merged: MergeResult =
-      input.resetSources === true
-        ? {
-            ...mergedNow.value,
-            model: {
-              ...mergedNow.value.model,
-              metadata: { ...mergedNow.value.model.metadata, 'zipit.sources_reset': 'true' },
-            },
-            report: { ...mergedNow.value.report, sourcesReset: true },
-          }
-        : mergedNow.value;
-    const at = merged.report.stopAt;
+    const at = merged.value.report.stopAt;
     // The paper's naming: ZipIt!a/b zips a of b weight layers.
     const name = at ? `${spec.name}${at.zipped}/${at.total}` : spec.name;
-    merges.set(name, merged);
-    const scores = await score(merged.model, name);
+    merges.set(name, merged.value);
+    const scores = await score(merged.value.model, name);
     if (!scores.ok) return scores;
     const params = spec.method === 'zipit' ? `alpha ${spec.alpha}, beta ${spec.beta}` : undefined;
-    const result = row(name, scores.value, macsOf(merged.model), params);
+    const result = row(name, scores.value, macsOf(merged.value.model), params);
     rows.push(result);
     if (at)
       curve.push({

@@ -320,6 +320,7 @@ export async function runExperiment(
             trainedClasses: held.tasks,
             head,
             logits,
+            ...(resetSources ? { resetSources: 'already' as const } : {}),
             threads: options.threads ?? 2,
           },
         );

@@ -82,14 +82,16 @@ export interface MergeOptions {
    * How a full merge builds the classifier (class-head.ts): 'average' (the default, the
    * paper's) averages every model's row; 'class-aware' makes output class j from the rows of the
    * models trained on j (the trained classes must be known); 'auto' is class-aware when they are
-   * known, else average (the CLI's default, RECOMMENDED in defaults.ts).
+   * known, else average (the CLI's default, RECOMMENDED_MERGE in recommended.ts).
    */
   readonly head?: HeadRule;
   /**
    * Reset the sources' BatchNorm statistics on the merge data before measuring them, as the
    * reference's evaluation scripts do (source-reset.ts); no effect on models without BN.
+   * 'already': the caller reset them on this merge data (`resetSources`, once for several
+   * merges): recorded as reset, not repeated.
    */
-  readonly resetSources?: boolean;
+  readonly resetSources?: boolean | 'already';
   /**
    * A full merge's logits: 'raw' as merged, or 'standardize'd to mean 0 and std 1 per class
    * over the merge data (logits.ts). Partial zips keep each model's own head and ignore it.
@@ -475,8 +477,9 @@ async function withSourcesReset(
   plan: Prepared,
   options: MergeOptions,
 ): Promise<Result<{ plan: Prepared; reset: boolean }>> {
-  if (options.resetSources !== true || correctionKind(plan.graphs[0]!) !== 'batchnorm')
-    return ok({ plan, reset: false });
+  const hasBatchNorm = correctionKind(plan.graphs[0]!) === 'batchnorm';
+  if (options.resetSources === 'already') return ok({ plan, reset: hasBatchNorm });
+  if (options.resetSources !== true || !hasBatchNorm) return ok({ plan, reset: false });
   // The sources' running statistics reach the merged model only through the statistics pass
   // (the matching) and the merged BN nodes' running statistics, which the BN reset after merging
   // overwrites: with no pass to feed and that reset on, resetting the sources changes nothing.

@@ -108,6 +108,15 @@ test('a ZipIt! merge asked to reset its sources equals the merge of sources rese
   assert.ok(before.ok, before.ok ? '' : before.message);
   assert.equal(before.value.report.sourcesReset, false);
   assert.equal(largestWeightDifference(asked.value.model, before.value.model), 0);
+  // Told they were reset already (compare resets once for all its merges): same model, recorded.
+  const already = await mergeModels(reset.value, ['a', 'b'], mergeData.value, normalization, {
+    ...options,
+    resetSources: 'already',
+  });
+  assert.ok(already.ok, already.ok ? '' : already.message);
+  assert.equal(already.value.report.sourcesReset, true);
+  assert.equal(already.value.model.metadata['zipit.sources_reset'], 'true');
+  assert.equal(largestWeightDifference(asked.value.model, already.value.model), 0);
   // And the reset changes what ZipIt! matched: the statistics it reads are not the same.
   const kept = await mergeModels(
     trainedPair(),
