@@ -154,14 +154,23 @@ export function headOption(): Option {
 }
 
 /** `--reset-sources` and `--no-reset-sources`: the reference's BatchNorm reset of the sources. */
-export function resetSourcesOptions(): [Option, Option] {
-  return [
-    new Option(
-      '--reset-sources',
-      "re-estimate each source's BatchNorm statistics on the merge data before it is measured and scored, as the reference's scripts do (no effect without BatchNorm)",
-    ).default(RECOMMENDED_MERGE.resetSources),
-    new Option('--no-reset-sources', "keep the sources' own BatchNorm statistics"),
-  ];
+export function withResetSourcesOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--reset-sources',
+        "re-estimate each source's BatchNorm statistics on the merge data before it is measured and scored, as the reference's scripts do (no effect without BatchNorm)",
+      ).default(RECOMMENDED_MERGE.resetSources),
+    )
+    .addOption(new Option('--no-reset-sources', "keep the sources' own BatchNorm statistics"));
+}
+
+/**
+ * The merge procedure's options, defaulting to RECOMMENDED_MERGE: `--head`, `--reset-sources` /
+ * `--no-reset-sources`, `--logits` (merge, compare and experiment take all of them).
+ */
+export function withProcedureOptions(command: Command): Command {
+  return withResetSourcesOptions(command.addOption(headOption())).addOption(logitsOption());
 }
 
 /** `--logits <rule>`: a full merge's logits as merged, or standardised on the merge data. */

@@ -13,9 +13,7 @@ import {
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
-  headOption,
-  resetSourcesOptions,
-  logitsOption,
+  withProcedureOptions,
   progressBar,
   samplesOption,
   seedOption,
@@ -46,30 +44,28 @@ interface CompareFlags extends MergeInputFlags, ZipitFlags, RunFlags {
 /** Registers `zipit compare`. */
 export const registerCompare: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    withZipitOptions(
-      withPreprocessingOptions(
-        program
-          .command('compare')
-          .description(
-            'evaluate each model, W.Avg, Permute, weight matching, ZipIt! (optionally at every stop point) and the ensemble',
-          )
-          .argument('<models...>', 'two or more ONNX models of one architecture')
-          .addOption(tasksOption("each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
-          .addOption(dataOption('merge data'))
-          .addOption(dataOption('evaluation data', TEST_DATA, '--test-data <spec>'))
-          .addOption(samplesOption('merge images'))
-          .addOption(seedOption('seed of the merge-data draw'))
-          .option(
-            '--stop-points <list>',
-            "partial zipping at these stop points: 'all' or comma-separated ids",
-          )
-          .option('--report <file>', 'write a self-contained HTML report')
-          .option('--json', 'print the rows as one JSON object')
-          .option('--no-repair', 'skip the statistics correction')
-          .addOption(headOption())
-          .addOption(resetSourcesOptions()[0])
-          .addOption(resetSourcesOptions()[1])
-          .addOption(logitsOption()),
+    withProcedureOptions(
+      withZipitOptions(
+        withPreprocessingOptions(
+          program
+            .command('compare')
+            .description(
+              'evaluate each model, W.Avg, Permute, weight matching, ZipIt! (optionally at every stop point) and the ensemble',
+            )
+            .argument('<models...>', 'two or more ONNX models of one architecture')
+            .addOption(tasksOption("each model's classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
+            .addOption(dataOption('merge data'))
+            .addOption(dataOption('evaluation data', TEST_DATA, '--test-data <spec>'))
+            .addOption(samplesOption('merge images'))
+            .addOption(seedOption('seed of the merge-data draw'))
+            .option(
+              '--stop-points <list>',
+              "partial zipping at these stop points: 'all' or comma-separated ids",
+            )
+            .option('--report <file>', 'write a self-contained HTML report')
+            .option('--json', 'print the rows as one JSON object')
+            .option('--no-repair', 'skip the statistics correction'),
+        ),
       ),
     ),
   ).action((paths: string[], flags: CompareFlags) =>

@@ -14,9 +14,7 @@ import {
 } from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
-  headOption,
-  resetSourcesOptions,
-  logitsOption,
+  withProcedureOptions,
   intOption,
   parseNumberList,
   progressBar,
@@ -50,38 +48,36 @@ interface ExperimentFlags extends RunFlags {
 /** Registers `zipit experiment`. */
 export const registerExperiment: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    program
-      .command('experiment')
-      .description(
-        "the paper's experiment: train pairs on random 5+5 splits, pick alpha/beta on pair 0, compare every method on the rest",
-      )
-      .option('--arch <name>', ARCHITECTURES.join(' | '), 'resnet20')
-      .addOption(intOption('--width <w>', 'width multiplier', 1, 1))
-      .addOption(intOption('--pairs <p>', 'pairs to train (pair 0 is held out)', 4, 2))
-      .addOption(intOption('--epochs <e>', 'training epochs per model', 6, 1))
-      .option('--data <name>', 'dataset (its :train and :test splits)', 'fashion-mnist')
-      .option(
-        '--out <dir>',
-        'folder for models, results.json and results.md (reused to resume)',
-        'runs/experiment',
-      )
-      .addOption(samplesOption('merge images'))
-      .addOption(seedOption('base seed'))
-      .option(
-        '--alphas <list>',
-        `alpha grid for the held-out pair (default: ${DEFAULT_ALPHA_GRID.join(',')})`,
-        parseNumberList('--alphas'),
-      )
-      .option(
-        '--betas <list>',
-        `beta grid for the held-out pair (default: ${DEFAULT_BETA_GRID.join(',')})`,
-        parseNumberList('--betas'),
-      )
-      .option('--report <file>', 'write a self-contained HTML report')
-      .addOption(headOption())
-      .addOption(resetSourcesOptions()[0])
-      .addOption(resetSourcesOptions()[1])
-      .addOption(logitsOption()),
+    withProcedureOptions(
+      program
+        .command('experiment')
+        .description(
+          "the paper's experiment: train pairs on random 5+5 splits, pick alpha/beta on pair 0, compare every method on the rest",
+        )
+        .option('--arch <name>', ARCHITECTURES.join(' | '), 'resnet20')
+        .addOption(intOption('--width <w>', 'width multiplier', 1, 1))
+        .addOption(intOption('--pairs <p>', 'pairs to train (pair 0 is held out)', 4, 2))
+        .addOption(intOption('--epochs <e>', 'training epochs per model', 6, 1))
+        .option('--data <name>', 'dataset (its :train and :test splits)', 'fashion-mnist')
+        .option(
+          '--out <dir>',
+          'folder for models, results.json and results.md (reused to resume)',
+          'runs/experiment',
+        )
+        .addOption(samplesOption('merge images'))
+        .addOption(seedOption('base seed'))
+        .option(
+          '--alphas <list>',
+          `alpha grid for the held-out pair (default: ${DEFAULT_ALPHA_GRID.join(',')})`,
+          parseNumberList('--alphas'),
+        )
+        .option(
+          '--betas <list>',
+          `beta grid for the held-out pair (default: ${DEFAULT_BETA_GRID.join(',')})`,
+          parseNumberList('--betas'),
+        )
+        .option('--report <file>', 'write a self-contained HTML report'),
+    ),
   ).action((flags: ExperimentFlags) =>
     run(async () => {
       if (!(ARCHITECTURES as readonly string[]).includes(flags.arch)) {

@@ -25,9 +25,7 @@ import {
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
-  headOption,
-  resetSourcesOptions,
-  logitsOption,
+  withProcedureOptions,
   maxMemoryOption,
   progressBar,
   samplesOption,
@@ -75,48 +73,46 @@ const METHOD_NAMES: Record<MatchMethod, string> = {
 /** Registers `zipit merge`. */
 export const registerMerge: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    withTunableZipitOptions(
-      withPreprocessingOptions(
-        program
-          .command('merge')
-          .description(
-            'merge K models of one architecture into one (ZipIt!, Permute, weight averaging or weight matching)',
-          )
-          .argument('<models...>', 'two or more ONNX model files of the same architecture')
-          .requiredOption('--out <file>', 'where to write the merged ONNX model')
-          .option(
-            '--method <name>',
-            'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching)',
-            'zipit',
-          )
-          .addOption(dataOption('merge data (labels unused)'))
-          .addOption(samplesOption('merge images, drawn evenly from the classes'))
-          .addOption(
-            tasksOption(
-              "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
-            ),
-          )
-          .addOption(seedOption('seed of the merge-data draw'))
-          .option(
-            '--stop-at <point>',
-            "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
-          )
-          .addOption(maxMemoryOption())
-          .option(
-            '--stats <files...>',
-            "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
-          )
-          .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
-          .addOption(headOption())
-          .addOption(resetSourcesOptions()[0])
-          .addOption(resetSourcesOptions()[1])
-          .addOption(logitsOption())
-          .option(
-            '--report <file>',
-            'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
-          )
-          .addOption(dataOption('evaluation data of --report', TEST_DATA, '--test-data <spec>'))
-          .option('--json', 'print one JSON object on stdout'),
+    withProcedureOptions(
+      withTunableZipitOptions(
+        withPreprocessingOptions(
+          program
+            .command('merge')
+            .description(
+              'merge K models of one architecture into one (ZipIt!, Permute, weight averaging or weight matching)',
+            )
+            .argument('<models...>', 'two or more ONNX model files of the same architecture')
+            .requiredOption('--out <file>', 'where to write the merged ONNX model')
+            .option(
+              '--method <name>',
+              'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching)',
+              'zipit',
+            )
+            .addOption(dataOption('merge data (labels unused)'))
+            .addOption(samplesOption('merge images, drawn evenly from the classes'))
+            .addOption(
+              tasksOption(
+                "the tasks' classes (merge data is drawn from them), e.g. 0,2,4,6,8/1,3,5,7,9",
+              ),
+            )
+            .addOption(seedOption('seed of the merge-data draw'))
+            .option(
+              '--stop-at <point>',
+              "partial zipping: zip up to this stop point (a node name or space id from 'zipit inspect', or a fraction of the layers) and keep one head per model",
+            )
+            .addOption(maxMemoryOption())
+            .option(
+              '--stats <files...>',
+              "use these statistics files (shards from 'zipit stats', summed) instead of the statistics pass",
+            )
+            .option('--no-repair', 'skip the statistics correction (BatchNorm reset or REPAIR)')
+            .option(
+              '--report <file>',
+              'also evaluate the merged model, the sources and their ensemble on --test-data and write a self-contained HTML report',
+            )
+            .addOption(dataOption('evaluation data of --report', TEST_DATA, '--test-data <spec>'))
+            .option('--json', 'print one JSON object on stdout'),
+        ),
       ),
     ),
     128,

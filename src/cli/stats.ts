@@ -9,7 +9,7 @@ import {
 import type { RegisterCommand } from './command.js';
 import {
   dataOption,
-  resetSourcesOptions,
+  withResetSourcesOptions,
   progressBar,
   samplesOption,
   seedOption,
@@ -29,22 +29,25 @@ interface StatsFlags extends MergeInputFlags, BatchRunFlags {
 /** Registers `zipit stats`. */
 export const registerStats: RegisterCommand = (program, io, run) => {
   withRunOptions(
-    withPreprocessingOptions(
-      program
-        .command('stats')
-        .description(
-          'compute the statistics of a merge on this data shard and save them (sum shards with zipit merge --stats)',
-        )
-        .argument('<models...>', 'the models to be merged, in merge order')
-        .requiredOption('--out <file>', 'statistics file to write')
-        .addOption(dataOption('this shard of the merge data'))
-        .addOption(samplesOption('images drawn evenly from the classes'))
-        .addOption(tasksOption("the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
-        .addOption(seedOption('seed of the draw (use a different one per shard)'))
-        .option('--stop-at <point>', 'the stop point the merge will use (statistics depend on it)')
-        // Each shard resets on its own images: the merge's --reset-sources must match.
-        .addOption(resetSourcesOptions()[0])
-        .addOption(resetSourcesOptions()[1]),
+    // Each shard resets on its own images: the merge's --reset-sources must match.
+    withResetSourcesOptions(
+      withPreprocessingOptions(
+        program
+          .command('stats')
+          .description(
+            'compute the statistics of a merge on this data shard and save them (sum shards with zipit merge --stats)',
+          )
+          .argument('<models...>', 'the models to be merged, in merge order')
+          .requiredOption('--out <file>', 'statistics file to write')
+          .addOption(dataOption('this shard of the merge data'))
+          .addOption(samplesOption('images drawn evenly from the classes'))
+          .addOption(tasksOption("the tasks' classes, e.g. 0,2,4,6,8/1,3,5,7,9"))
+          .addOption(seedOption('seed of the draw (use a different one per shard)'))
+          .option(
+            '--stop-at <point>',
+            'the stop point the merge will use (statistics depend on it)',
+          ),
+      ),
     ),
     128,
   ).action((paths: string[], flags: StatsFlags) =>
