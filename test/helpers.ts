@@ -1,6 +1,7 @@
 /** @file Shared test helpers: fixture paths, zoo models, running a model on a batch. */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readModelFile } from '../src/onnx/files.js';
@@ -115,4 +116,14 @@ export function runZipit(args: readonly string[]): Promise<CliRun> {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * A fresh directory under the system's temporary directory, removed when the test process
+ * exits (node --test runs each file in its own process), so that test runs leave nothing behind.
+ */
+export function temporaryDirectory(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -1,12 +1,11 @@
 /** @file Golden tests of the real CLI on the PyTorch fixtures, and its answers to bad eval input. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spread } from '../../src/cli/demo.js';
 import { RECOMMENDED_MERGE } from '../../src/merge/recommended.js';
-import { TEST_DIR, runZipit as zipit } from '../helpers.js';
+import { runZipit as zipit, temporaryDirectory, TEST_DIR } from '../helpers.js';
 
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
 const MLP_B = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'b.onnx');
@@ -58,7 +57,7 @@ test('EXPECTED FAILURE - an ensemble of models that store no classes needs --tas
 });
 
 test('zipit merge --json reports every phase, writes a model that zipit eval scores', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const dir = temporaryDirectory('zipit-cli-');
   const out = join(dir, 'merged.onnx');
   const merged = await zipit([
     'merge',
@@ -103,7 +102,7 @@ test('zipit merge --json reports every phase, writes a model that zipit eval sco
 });
 
 test('zipit merge --report writes the merge, its scores beside the sources and ensemble, and the HTML report', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const dir = temporaryDirectory('zipit-cli-');
   const out = join(dir, 'merged.onnx');
   const page = join(dir, 'report.html');
   const merged = await zipit([
@@ -159,7 +158,7 @@ test('zipit merge --report writes the merge, its scores beside the sources and e
 });
 
 test('EXPECTED FAILURE - zipit merge --report refuses to overwrite --out or an input', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const dir = temporaryDirectory('zipit-cli-');
   const out = join(dir, 'merged.onnx');
   for (const report of [out, MLP_A]) {
     const result = await zipit([
@@ -232,7 +231,7 @@ test("the demo's stop points: four spread from the first to the last", () => {
 });
 
 test("zipit merge --reset-sources resets a BatchNorm pair's sources first, and says so", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const dir = temporaryDirectory('zipit-cli-');
   const pair = join('test', 'fixtures', 'official-eval', 'zipit-trained-pair');
   const run = (flag: string) =>
     zipit([

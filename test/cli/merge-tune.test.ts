@@ -1,18 +1,17 @@
 /** @file `zipit merge --alpha auto --beta auto` through the real CLI: the printed choice, the JSON, the recorded metadata, and its refusals. */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readModelFile } from '../../src/onnx/files.js';
-import { runZipit as zipit } from '../helpers.js';
+import { runZipit as zipit, temporaryDirectory } from '../helpers.js';
 
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
 const MLP_B = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'b.onnx');
 const TASKS = ['--tasks', '0,1,6,8,9/2,3,4,5,7'];
 const TORCH_PREPROCESSING = ['--mean', '0.2860', '--std', '0.3530'];
 const QUICK = ['--samples', '200', '--batch', '50', '--threads', '1'];
-const dir = mkdtempSync(join(tmpdir(), 'zipit-tune-cli-'));
+const dir = temporaryDirectory('zipit-tune-cli-');
 
 interface TunedJson {
   parameters: { alpha: number; beta: number };

@@ -1,7 +1,6 @@
 /** @file `runExperiment` end to end at toy scale: every method's row, resuming, and refusing a folder another run made. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { takeBalanced } from '../../src/data/dataset.js';
@@ -14,6 +13,7 @@ import {
   type ExperimentResults,
 } from '../../src/experiment/experiment.js';
 import { readModelFile } from '../../src/onnx/files.js';
+import { temporaryDirectory } from '../helpers.js';
 
 const ALL = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 const trainSplit = loadFashionMnist('train');
@@ -45,7 +45,7 @@ function options(out: string, change: Partial<ExperimentOptions> = {}) {
 }
 
 test('runExperiment trains the pairs, scores every method on the evaluated pair, and resumes without redoing anything', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'zipit-experiment-'));
+  const out = temporaryDirectory('zipit-experiment-');
   const first = options(out);
   const result = await runExperiment(first.value);
   assert.ok(result.ok, !result.ok ? result.message : '');
@@ -97,7 +97,7 @@ test('runExperiment trains the pairs, scores every method on the evaluated pair,
 });
 
 test('EXPECTED FAILURE - runExperiment refuses a folder whose models or results another configuration made', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'zipit-experiment-'));
+  const out = temporaryDirectory('zipit-experiment-');
   const made = await runExperiment(options(out).value);
   assert.ok(made.ok, !made.ok ? made.message : '');
   const before = readFileSync(join(out, 'pair-0', 'a.onnx'));

@@ -5,8 +5,7 @@
  * (class-aware), or the mean of A's and B's (the paper's averaged head).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { takeBalanced } from '../../src/data/dataset.js';
@@ -18,7 +17,14 @@ import { analyzeGraph } from '../../src/graph/analyze.js';
 import { analyzeSpaces } from '../../src/graph/spaces.js';
 import type { Model } from '../../src/onnx/model.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
-import { maxAbsDiff, runModel, runZipit, TEST_DIR, zooModel } from '../helpers.js';
+import {
+  maxAbsDiff,
+  runModel,
+  runZipit,
+  temporaryDirectory,
+  TEST_DIR,
+  zooModel,
+} from '../helpers.js';
 
 const train = loadFashionMnist('train');
 if (!train.ok) throw new Error(train.message);
@@ -121,7 +127,7 @@ test('a merge refuses a trained-class list of the wrong length', async () => {
 });
 
 test('EXPECTED FAILURE - zipit merge --head class-aware without trained classes: one line, exit 1, no output', async () => {
-  const out = join(mkdtempSync(join(tmpdir(), 'zipit-head-')), 'm.onnx');
+  const out = join(temporaryDirectory('zipit-head-'), 'm.onnx');
   const dir = join(TEST_DIR, 'fixtures', 'torch-fmnist', 'mlp');
   const run = await runZipit([
     'merge',

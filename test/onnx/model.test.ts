@@ -1,14 +1,20 @@
 /** @file ONNX I/O: lossless round trips, what we write loads in onnxruntime, clear failures for bad files. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { decodeModel, encodeModel } from '../../src/onnx/model.js';
 import { readModelFile, writeFileAtomic, writeModelFile } from '../../src/onnx/files.js';
 import { modelProtoType } from '../../src/onnx/schema.js';
 import { tensorFromProto, tensorToProto, float32Tensor } from '../../src/onnx/tensor.js';
-import { TORCH_DIR, maxAbsDiff, probeInput, runModel, zooModel } from '../helpers.js';
+import {
+  maxAbsDiff,
+  probeInput,
+  runModel,
+  temporaryDirectory,
+  TORCH_DIR,
+  zooModel,
+} from '../helpers.js';
 
 test('protobuf read -> write of every PyTorch fixture is byte-identical', () => {
   for (const dir of ['mlp', 'vgg', 'resnet8']) {
@@ -82,7 +88,7 @@ test('graph inputs that duplicate initializers (older exporters) are treated as 
 });
 
 test('EXPECTED FAILURE - a file that is not ONNX', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-'));
+  const dir = temporaryDirectory('zipit-');
   writeFileSync(join(dir, 'x.onnx'), 'hello, this is text\n');
   const result = readModelFile(join(dir, 'x.onnx'));
   assert.ok(!result.ok);
@@ -91,7 +97,7 @@ test('EXPECTED FAILURE - a file that is not ONNX', () => {
 });
 
 test('EXPECTED FAILURE - a truncated ONNX file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-'));
+  const dir = temporaryDirectory('zipit-');
   const bytes = readFileSync(join(TORCH_DIR, 'mlp', 'a.onnx'));
   writeFileSync(join(dir, 'cut.onnx'), bytes.subarray(0, Math.floor(bytes.length / 2)));
   const result = readModelFile(join(dir, 'cut.onnx'));
@@ -123,7 +129,7 @@ test('EXPECTED FAILURE - a missing model file', () => {
 });
 
 test('EXPECTED FAILURE - an unwritable output leaves no file behind', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-'));
+  const dir = temporaryDirectory('zipit-');
   const result = writeModelFile(join(dir, 'missing-folder', 'm.onnx'), zooModel('mlp'));
   assert.ok(!result.ok);
   assert.equal(result.reason, 'unwritable-output');

@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkImageShape } from '../../src/data/dataset.js';
@@ -20,7 +19,7 @@ import { checkFiniteWeights, decodeModel, encodeModel, type Model } from '../../
 import { modelProtoType } from '../../src/onnx/schema.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
 import { buildZooModel } from '../../src/zoo/architectures.js';
-import { TEST_DIR, TORCH_DIR, zooModel } from '../helpers.js';
+import { temporaryDirectory, TEST_DIR, TORCH_DIR, zooModel } from '../helpers.js';
 import { imagesAsInput, runFirstOutput, syntheticData } from '../exporters/helpers.js';
 
 const NORMALIZATION = { mean: 0.5, std: 0.25 };
@@ -321,7 +320,7 @@ test('EXPECTED FAILURE - unknown method passed to mergeModels from JavaScript', 
 /* ---------- output ---------- */
 
 test('EXPECTED FAILURE - output path unwritable or the same as an input', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-bad-'));
+  const dir = temporaryDirectory('zipit-bad-');
   const input = join(dir, 'a.onnx');
   writeFileSync(input, encodeModel(mlp()));
   const same = writeModelFile(join(dir, '.', 'a.onnx'), mlp(2), [input]);
@@ -362,7 +361,7 @@ function zipit(args: readonly string[]): Promise<{ code: number | null; stderr: 
 }
 
 test('EXPECTED FAILURE - the CLI answers bad merge inputs with one line, a non-zero exit and no output', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-cli-'));
+  const dir = temporaryDirectory('zipit-cli-');
   const a = join(dir, 'a.onnx');
   const b = join(dir, 'b.onnx');
   writeFileSync(a, encodeModel(mlp()));

@@ -10,7 +10,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import {
   linkSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readdirSync,
   statSync,
@@ -20,7 +19,6 @@ import {
   writeFileSync,
   existsSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -29,7 +27,7 @@ import { encodeIdx } from '../../src/data/idx.js';
 import { checkNotAnInput } from '../../src/files/identity.js';
 import { writeFailure } from '../../src/files/write-errors.js';
 import { readModelFile, writeFileAtomic } from '../../src/onnx/files.js';
-import { TEST_DIR, TORCH_DIR } from '../helpers.js';
+import { temporaryDirectory, TEST_DIR, TORCH_DIR } from '../helpers.js';
 
 const ROOT = join(TEST_DIR, '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -77,7 +75,7 @@ async function runAll(cases: readonly (readonly string[])[]): Promise<Run[]> {
  * of a.onnx, and `palias` -> p beside it.
  */
 function workspace(): { dir: string; p: string; data: string; snapshot(): Map<string, Buffer> } {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  const dir = temporaryDirectory('zipit-file-safety-');
   const p = join(dir, 'p');
   mkdirSync(p);
   for (const name of ['a.onnx', 'b.onnx'])
@@ -270,7 +268,7 @@ test('EXPECTED FAILURE - FIFOs and devices are refused before they are opened (n
 });
 
 test('EXPECTED FAILURE - a file over the size limit is refused without reading it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  const dir = temporaryDirectory('zipit-file-safety-');
   const huge = join(dir, 'huge.onnx');
   // Sparse: 2 GiB + 1 byte of apparent size costs no disk.
   writeFileSync(huge, '');
@@ -310,7 +308,7 @@ function readIdxInChild(path: string): { message: string; peakMb: number; second
 }
 
 test('EXPECTED FAILURE - a gzip bomb passed as IDX is refused from its header, with little memory', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  const dir = temporaryDirectory('zipit-file-safety-');
   const zeros = Buffer.alloc(300 * 2 ** 20);
   // A header for 10 images of 28x28, then 300 MiB of zeros: 300 KB of gzip.
   const small = Buffer.alloc(16);
@@ -438,7 +436,7 @@ test('EXPECTED FAILURE - a failed merge with --report creates no folders', async
 });
 
 test('replacing an output keeps its mode (0600 stays 0600); writing makes the folders a report asks for', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  const dir = temporaryDirectory('zipit-file-safety-');
   const out = join(dir, 'private.onnx');
   writeFileSync(out, 'old');
   chmodSync(out, 0o600);
@@ -513,7 +511,7 @@ function cliWithTemporaryFile(temporary: string): Promise<{
 }
 
 test('SIGINT and SIGTERM remove the temporary file of an output being written and exit 130 / 143', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-file-safety-'));
+  const dir = temporaryDirectory('zipit-file-safety-');
   for (const [signal, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],

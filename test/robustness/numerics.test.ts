@@ -4,8 +4,7 @@
  * a merged model with a non-finite weight is never produced (nor written by the CLI).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { mergeModels } from '../../src/merge/pipeline.js';
@@ -13,7 +12,7 @@ import { checkMergedWeightsFinite } from '../../src/merge/finite-output.js';
 import type { Model } from '../../src/onnx/model.js';
 import { resolvePreprocessing } from '../../src/onnx/preprocessing.js';
 import { float32Tensor } from '../../src/onnx/tensor.js';
-import { zooModel, runZipit as zipit } from '../helpers.js';
+import { runZipit as zipit, temporaryDirectory, zooModel } from '../helpers.js';
 import { syntheticData } from '../exporters/helpers.js';
 
 const MLP_A = join('test', 'fixtures', 'torch-fmnist', 'mlp', 'a.onnx');
@@ -85,7 +84,7 @@ test('checkMergedWeightsFinite names the first non-finite float tensor and ignor
 });
 
 test('EXPECTED FAILURE - zipit merge --std 1e-300 exits 1 with one line and writes nothing', async () => {
-  const out = join(mkdtempSync(join(tmpdir(), 'zipit-numerics-')), 'merged.onnx');
+  const out = join(temporaryDirectory('zipit-numerics-'), 'merged.onnx');
   const { code, stderr } = await zipit([
     'merge',
     MLP_A,

@@ -1,10 +1,10 @@
 /** @file The `train` and `train-pair` commands on bad input: one clear line, exit 1, nothing written. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { temporaryDirectory } from '../helpers.js';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
@@ -16,7 +16,7 @@ function zipit(args: readonly string[]): { code: number | null; stderr: string; 
 }
 
 describe('zipit train / train-pair', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zipit-train-'));
+  const dir = temporaryDirectory('zipit-train-');
   const cases: Array<[string, string[], string]> = [
     [
       'EXPECTED FAILURE - unknown architecture',
