@@ -9,7 +9,9 @@
  * 0.125, averaged head, sources kept, 5,000 merge images, BN reset after merging):
  *   method=zipit|permute|wavg|weights|ensemble  alpha=  beta=  head=average|class-aware
  *   reset=0|1 (the sources' BN reset)  samples=  repair=0|1  stop=<stop point>
- *   logits=raw|standardize
+ *   logits=raw|standardize  wsim=<share of weight similarity, dual-space matching>
+ *   augment=flip|crop (the merge images plus one mirrored, or one randomly shifted copy of each)
+ *   ridge=<CCA merge's relative ridge>
  * Without --config, the levers of docs/RESULTS.md's ablation table. Pairs as bench/pairs.ts
  * (default: the PyTorch pairs in runs/torch-pairs). Prints a Markdown table: one column per
  * pair, then the mean of the pairs and of the pairs after the first (pair 0 is the tuning pair
@@ -68,6 +70,9 @@ interface Config {
   readonly repair: boolean;
   readonly stop?: string;
   readonly logits: LogitRule;
+  readonly weightSimilarity: number;
+  readonly augment: 'none' | 'flip' | 'crop';
+  readonly ridge?: number;
 }
 
 function parseConfig(text: string): Config {
@@ -81,7 +86,20 @@ function parseConfig(text: string): Config {
       .filter((kv) => kv !== '')
       .map((kv) => kv.split('=') as [string, string]),
   );
-  const known = ['method', 'alpha', 'beta', 'head', 'reset', 'samples', 'repair', 'stop', 'logits'];
+  const known = [
+    'method',
+    'alpha',
+    'beta',
+    'head',
+    'reset',
+    'samples',
+    'repair',
+    'stop',
+    'logits',
+    'wsim',
+    'augment',
+    'ridge',
+  ];
   for (const key of settings.keys())
     if (!known.includes(key)) throw new Error(`Unknown key '${key}' in '${text}'`);
   const stop = settings.get('stop');
@@ -95,6 +113,9 @@ function parseConfig(text: string): Config {
     reset: settings.get('reset') === '1',
     samples: Number(settings.get('samples') ?? values.samples),
     repair: settings.get('repair') !== '0',
+    weightSimilarity: Number(settings.get('wsim') ?? 0),
+    augment: (settings.get('augment') ?? 'none') as Config['augment'],
+    ...(settings.has('ridge') ? { ridge: Number(settings.get('ridge')) } : {}),
     ...(stop !== undefined ? { stop } : {}),
   };
 }
@@ -132,9 +153,13 @@ const results: Measured[] = [];
 for (const pair of pairs) {
   const score = async (model: Model, label: string): Promise<ScoreSource[]> =>
     check(await modelScores({ model, label, ...pair.normalization }, test, { threads }));
-  const mergeData = memo(async (samples): Promise<Dataset> =>
-    check(takeBalanced(train, pair.tasks.flat(), Math.min(Number(samples), train.count), 0)),
-  );
+  const mergeData = memo(async (key): Promise<Dataset> => {
+    const [samples, augment] = key.split('+') as [string, Config['augment'] | undefined];
+    const drawn = check(
+      takeBalanced(train, pair.tasks.flat(), Math.min(Number(samples), train.count), 0),
+    );
+    return augment === undefined || augment === 'none' ? drawn : augmented(drawn, augment);
+  });
   const sources = memo(async (key): Promise<Model[]> => {
     const [samples, reset] = key.split('/') as [string, string];
     if (reset === 'kept') return pair.models;
@@ -151,7 +176,8 @@ for (const pair of pairs) {
     return scores;
   });
   for (const config of configs) {
-    const key = `${config.samples}/${config.reset ? 'reset' : 'kept'}`;
+    const data = `${config.samples}+${config.augment}`;
+    const key = `${data}/${config.reset ? 'reset' : 'kept'}`;
     const started = performance.now();
     let scores: ScoreSource[];
     if (config.method === 'ensemble') {
@@ -161,7 +187,7 @@ for (const pair of pairs) {
         await mergeModels(
           await sources(key),
           pair.names,
-          await mergeData(String(config.samples)),
+          await mergeData(data),
           pair.normalization,
           {
             method: config.method,
@@ -170,6 +196,8 @@ for (const pair of pairs) {
             trainedClasses: pair.tasks,
             repair: config.repair,
             logits: config.logits,
+            weightSimilarity: config.weightSimilarity,
+            ...(config.ridge !== undefined ? { ccaRidge: config.ridge } : {}),
             threads,
             ...(config.stop !== undefined ? { stopAt: config.stop } : {}),
           },
@@ -192,6 +220,41 @@ for (const pair of pairs) {
 
 if (values.out !== undefined) writeFileSync(values.out, `${JSON.stringify(results, null, 2)}\n`);
 console.log(markdown(results, pairs, configs));
+
+/**
+ * The images followed by one altered copy of each: mirrored left to right ('flip'), or shifted
+ * by up to 2 pixels in each direction with black filling the border ('crop': the training
+ * augmentation of a random 28x28 crop of the image padded by 2), seeded.
+ */
+function augmented(ds: Dataset, kind: 'flip' | 'crop'): Dataset {
+  const { channels, height, width, count } = ds;
+  const size = channels * height * width;
+  const images = new Uint8Array(2 * count * size);
+  images.set(ds.images);
+  let state = 12345;
+  const next = (): number => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+  for (let i = 0; i < count; i++) {
+    const dy = kind === 'crop' ? Math.floor(next() * 5) - 2 : 0;
+    const dx = kind === 'crop' ? Math.floor(next() * 5) - 2 : 0;
+    for (let c = 0; c < channels; c++)
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++) {
+          const sy = y + dy;
+          const sx = kind === 'flip' ? width - 1 - x : x + dx;
+          const inside = sy >= 0 && sy < height && sx >= 0 && sx < width;
+          images[(count + i) * size + (c * height + y) * width + x] = inside
+            ? ds.images[i * size + (c * height + sy) * width + sx]!
+            : 0;
+        }
+  }
+  const labels = new Uint8Array(2 * count);
+  labels.set(ds.labels);
+  labels.set(ds.labels, count);
+  return { ...ds, images, labels, count: 2 * count };
+}
 
 /** One row per config: joint per pair, mean over all pairs, mean over the pairs after the first. */
 function markdown(

@@ -13,6 +13,7 @@
  *   ZIPIT_REFERENCE=/path/to/ZipIt npm run bench:reference -- models/resnet20-pair \
  *     [--tasks 1,3,6,7,8/0,2,4,5,9] [--alpha 0.3 --beta 0.125] [--samples 5000] [--seed 0]
  *     [--batch 128] [--threads 2] [--no-base-reset] [--ours-keep-sources] [--grid 0.3/0.125,0.7/1] [--single-process] [--keep] [--json]
+ *     [--cli]   (also time the whole `zipit merge` process, dist/cli/main.js with the CLI's defaults)
  *     [--only models,wavg,permute,zipit,zipit-13,zipit-7]
  *   npm run bench:reference -- --render run1.json [run2.json ...]   (saved --json runs; several: the means too)
  */
@@ -94,6 +95,7 @@ const { values, positionals } = parseArgs({
     'ours-keep-sources': { type: 'boolean', default: false },
     grid: { type: 'string' },
     'single-process': { type: 'boolean', default: false },
+    cli: { type: 'boolean', default: false },
     only: { type: 'string' },
     render: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -344,6 +346,55 @@ try {
   else rmSync(dir, { recursive: true, force: true });
 }
 
+// --- The whole `zipit merge` process, as a user runs it (the built CLI, its defaults: the
+// sources' BN reset, class-aware head, standardised logits; alpha/beta as the rows'): wall time
+// from spawn to exit, reading the files, drawing the merge images and writing the model included.
+let cli: { seconds: number; command: string } | undefined;
+if (values.cli) {
+  const main = join(ROOT, 'dist/cli/main.js');
+  if (!existsSync(main))
+    die(`--cli times the built CLI: run 'npm run build' first (${main} is missing)`);
+  const out = mkdtempSync(join(tmpdir(), 'zipit-reference-cli-'));
+  const args = [
+    main,
+    'merge',
+    ...paths,
+    '--tasks',
+    tasks.map((t) => t.join(',')).join('/'),
+    '--mean',
+    mean.join(','),
+    '--std',
+    std.join(','),
+    '--samples',
+    String(samples),
+    '--seed',
+    String(seed),
+    '--batch',
+    String(batchSize),
+    '--threads',
+    String(threads),
+    '--alpha',
+    String(alpha),
+    '--beta',
+    String(beta),
+    '--out',
+    join(out, 'merged.onnx'),
+  ];
+  console.error('bench:reference: timing the whole zipit merge process...');
+  const started = performance.now();
+  const run = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: ROOT });
+  const seconds = (performance.now() - started) / 1000;
+  rmSync(out, { recursive: true, force: true });
+  if (run.status !== 0) die(`zipit merge failed (exit ${run.status}): ${run.stderr}`);
+  cli = {
+    seconds,
+    command: `node ${args
+      .map((a) => a.replace(`${ROOT}/`, ''))
+      .join(' ')
+      .replace(out, '<tmp>')}`,
+  };
+}
+
 // --- The table.
 const find = (side: 'reference' | 'ours', method: string): MeasuredRow | undefined =>
   results[side].find((r) => r.method === method);
@@ -433,6 +484,7 @@ const summary: Summary = {
   ...(oursBaseReset !== undefined ? { oursBaseResetSeconds: oursBaseReset } : {}),
   ...(plainPasses.length > 0 ? { plainPassSeconds: Math.min(...plainPasses) } : {}),
   singleProcess: values['single-process'] ?? false,
+  ...(cli !== undefined ? { cliSeconds: cli.seconds, cliCommand: cli.command } : {}),
   rows,
 };
 console.log(values.json ? JSON.stringify(summary) : renderTable(summary));

@@ -88,6 +88,7 @@ export {
   MATCH_METHODS,
   CORRELATION_METHODS,
   DEFAULT_MATCH_OPTIONS,
+  unitIntervalProblem,
   type MatchMethod,
   type CorrelationMethod,
   type RawMatchOptions,

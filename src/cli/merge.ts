@@ -10,6 +10,7 @@ import {
   mergeModels,
   parseMatchOptions,
   tuneMerge,
+  unitIntervalProblem,
   withTuningMetadata,
   type CompareOutput,
   type Dataset,
@@ -60,6 +61,7 @@ interface MergeFlags extends MergeInputFlags, TunableZipitFlags, BatchRunFlags {
   head: HeadRule;
   resetSources: boolean;
   logits: LogitRule;
+  weightSimilarity: string;
 }
 
 /** Table names of the methods, as `zipit compare` and the paper write them. */
@@ -68,6 +70,7 @@ const METHOD_NAMES: Record<MatchMethod, string> = {
   permute: 'Permute',
   wavg: 'W.Avg',
   weights: 'Weights',
+  cca: 'CCA',
 };
 
 /** Registers `zipit merge`. */
@@ -79,14 +82,19 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           program
             .command('merge')
             .description(
-              'merge K models of one architecture into one (ZipIt!, Permute, weight averaging or weight matching)',
+              'merge K models of one architecture into one (ZipIt!, Permute, weight averaging, weight matching or CCA merge)',
             )
             .argument('<models...>', 'two or more ONNX model files of the same architecture')
             .requiredOption('--out <file>', 'where to write the merged ONNX model')
             .option(
               '--method <name>',
-              'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching)',
+              'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching) | cca (CCA merge: dense linear maps instead of matchings; models without BatchNorm nodes)',
               'zipit',
+            )
+            .option(
+              '--weight-similarity <share>',
+              "dual-space matching (zipit, permute): match on this share, in [0, 1], of the features' weight similarity mixed into their activation correlation",
+              '0',
             )
             .addOption(dataOption('merge data (labels unused)'))
             .addOption(samplesOption('merge images, drawn evenly from the classes'))
@@ -185,7 +193,15 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       const loaded = performance.now();
       const bar = progressBar(io);
       // What every merge below shares, tuned or not.
+      const weightSimilarity = Number(flags.weightSimilarity);
+      const shareProblem = unitIntervalProblem(
+        'weight-similarity',
+        weightSimilarity,
+        flags.weightSimilarity,
+      );
+      if (shareProblem !== undefined) return fail('bad-argument', shareProblem);
       const shared = {
+        weightSimilarity,
         repair: flags.repair,
         head: flags.head,
         resetSources: flags.resetSources,
@@ -228,6 +244,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           method: match.value.method,
           alpha: chosen.alpha,
           beta: chosen.beta,
+          weightSimilarity,
           ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
         };
         const comparison = await compareMethods({

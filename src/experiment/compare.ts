@@ -23,6 +23,8 @@ export interface MethodSpec {
   readonly beta: number;
   /** Partial zipping: merge only up to this stop point (id), one head per model after it. */
   readonly stopAt?: string;
+  /** Dual-space matching's share of weight similarity (MergeOptions.weightSimilarity). */
+  readonly weightSimilarity?: number;
 }
 
 /**
@@ -156,6 +158,7 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
       {
         method: spec.method,
         match: { alpha: spec.alpha, beta: spec.beta },
+        ...(spec.weightSimilarity !== undefined ? { weightSimilarity: spec.weightSimilarity } : {}),
         repair: input.repair ?? true,
         // One task per model (checked above): model k was trained on tasks[k].
         trainedClasses: input.tasks,

@@ -20,6 +20,7 @@ export {
   type Matching,
   type MatchOptions,
   type MatchSizes,
+  unitIntervalProblem,
 } from './types.js';
 export { sameModelBudget, zipMatch } from './zip.js';
 
@@ -31,14 +32,16 @@ export type CorrelationMethod = (typeof CORRELATION_METHODS)[number];
 
 /**
  * The method names a user can choose, in the order they are listed in messages: the correlation
- * methods, and 'weights' (Git Re-Basin's weight matching), which needs the graph and the weights
- * rather than a correlation, so it lives in merge/weight-matching.ts and has no {@link Matcher}.
+ * methods, 'weights' (Git Re-Basin's weight matching), which needs the graph and the weights
+ * rather than a correlation, so it lives in merge/weight-matching.ts and has no {@link Matcher},
+ * and 'cca' (CCA merge), which makes dense maps from the covariance rather than groups
+ * (merge/cca.ts).
  */
-export const MATCH_METHODS = [...CORRELATION_METHODS, 'weights'] as const;
+export const MATCH_METHODS = [...CORRELATION_METHODS, 'weights', 'cca'] as const;
 
 /**
- * A matching method: ZipIt!'s greedy zip, the Permute baseline, plain weight averaging, or
- * weight matching.
+ * A matching method: ZipIt!'s greedy zip, the Permute baseline, plain weight averaging, weight
+ * matching, or CCA merge.
  */
 export type MatchMethod = (typeof MATCH_METHODS)[number];
 

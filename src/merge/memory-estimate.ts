@@ -84,8 +84,16 @@ export function spaceSizes(graph: AnalyzedGraph, spaces: readonly FeatureSpace[]
 }
 
 /** A matcher's working set for one space of width n: ZipIt!'s, or Permute's n x n cost matrix. */
-function matcherBytes(method: 'zipit' | 'permute', numModels: number, width: number): number {
-  return method === 'zipit' ? zipMatcherBytes(numModels * width) : 8 * width * width;
+function matcherBytes(
+  method: 'zipit' | 'permute' | 'cca',
+  numModels: number,
+  width: number,
+): number {
+  if (method === 'zipit') return zipMatcherBytes(numModels * width);
+  // CCA (cca.ts): about ten n x n float64 matrices, and per model two dense maps of n^2
+  // entries (4 + 4 + 8 bytes each).
+  if (method === 'cca') return 80 * width * width + 32 * numModels * width * width;
+  return 8 * width * width;
 }
 
 /**
@@ -107,7 +115,8 @@ function weightMatcherBytes(numModels: number, width: number, modelBytes: number
  * - finalizing space s: the accumulators not yet released (s and later), the correlations kept
  *   so far, and s's float64 covariance and correlation;
  * - matching space s: the accumulators after s, the correlations up to s, the matcher's own
- *   working set (ZipIt!: {@link zipMatcherBytes}; Permute: an n x n float64 cost matrix).
+ *   working set (ZipIt!: {@link zipMatcherBytes}; Permute: an n x n float64 cost matrix; CCA: its
+ *   n x n matrices and dense maps).
  * Weight averaging and weight matching read no statistics, so they have none of these; weight
  * matching's own working set ({@link weightMatcherBytes}) comes after the sources' pass. `models` (Node, onnxruntime,
  * the models and sessions) is added to the largest phase.

@@ -12,7 +12,12 @@ import type { StatisticsSet } from '../stats/file.js';
 import type { ChannelMoments } from '../stats/channel-moments.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
 import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/spaces.js';
-import { matchers, parseMatchOptions, type MatchMethod } from '../match/index.js';
+import {
+  matchers,
+  parseMatchOptions,
+  unitIntervalProblem,
+  type MatchMethod,
+} from '../match/index.js';
 import { weightAverageMatching } from '../match/identity.js';
 import type { Matching, MatchOptions } from '../match/types.js';
 import { checkFiniteWeights, validIrVersion, type Model } from '../onnx/model.js';
@@ -45,6 +50,8 @@ import { resetSourceGraphs } from './source-reset.js';
 import { checkSameStructure, type StructureMaps } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
 import { matchWeights } from './weight-matching.js';
+import { ccaTransform } from './cca.js';
+import { alignmentFromPermutations, mixSimilarities, weightSimilarities } from './dual-space.js';
 
 /** How to merge. */
 export interface MergeOptions {
@@ -97,6 +104,14 @@ export interface MergeOptions {
    * over the merge data (logits.ts). Partial zips keep each model's own head and ignore it.
    */
   readonly logits?: LogitRule;
+  /**
+   * Dual-space similarity (dual-space.ts): ZipIt! and Permute match on this share, in [0, 1],
+   * of the features' weight cosine similarity mixed into their activation correlation.
+   * Default 0 (activations alone, the paper's).
+   */
+  readonly weightSimilarity?: number;
+  /** CCA merge's ridge, relative to each covariance's mean variance (default DEFAULT_CCA_RIDGE, cca.ts). */
+  readonly ccaRidge?: number;
 }
 
 /** Per space, what the matcher did. */
@@ -111,7 +126,12 @@ export interface SpaceReport {
 /** What a merge did and how long each phase took (seconds). */
 export interface MergeReport {
   readonly method: MatchMethod;
-  readonly parameters: { readonly alpha: number; readonly beta: number };
+  /** alpha and beta, and the weight similarity's share when dual-space similarity was on. */
+  readonly parameters: {
+    readonly alpha: number;
+    readonly beta: number;
+    readonly weightSimilarity?: number;
+  };
   readonly numModels: number;
   readonly spacesMerged: number;
   readonly spaces: readonly SpaceReport[];
@@ -170,6 +190,11 @@ function headsDiffer(models: readonly Model[]): boolean {
   return labels.some((l) => l !== labels[0]);
 }
 
+/** Whether the model has BatchNormalization nodes (CCA merge refuses them). */
+function hasBatchNormalization(model: Model): boolean {
+  return model.graph.nodes.some((n) => n.opType === 'BatchNormalization');
+}
+
 /** Bytes of every initializer of the models (what their sessions and copies scale with). */
 function weightBytes(models: readonly Model[]): number {
   let bytes = 0;
@@ -212,6 +237,15 @@ function prepare(
     beta: options.match?.beta,
   });
   if (!parsed.ok) return parsed;
+  const share = options.weightSimilarity;
+  const shareProblem =
+    share === undefined ? undefined : unitIntervalProblem('weight-similarity', share);
+  if (shareProblem !== undefined) return fail('bad-argument', shareProblem);
+  if (options.method === 'cca' && models.some(hasBatchNormalization))
+    return fail(
+      'unsupported-model',
+      'CCA merge mixes channels densely, and BatchNormalization normalises each channel on its own: merge exports with BatchNorm folded into the convolutions (PyTorch: the default eval export), or use --method zipit.',
+    );
   if (options.method === 'weights' && options.statistics !== undefined)
     return fail(
       'bad-argument',
@@ -432,13 +466,22 @@ export async function mergeModels(
       plan.inputDims,
       options.method,
       options.trainedClasses,
-      { head: assembled.head, logits, sourcesReset: reset.value.reset },
+      {
+        head: assembled.head,
+        logits,
+        sourcesReset: reset.value.reset,
+        weightSimilarity: usesWeightSimilarity(options) ? options.weightSimilarity : 0,
+      },
     ),
     spaces: plan.spaces.spaces,
     correlations: matched.value.correlations,
     report: {
       method: options.method,
-      parameters: { alpha: plan.match.alpha, beta: plan.match.beta },
+      parameters: {
+        alpha: plan.match.alpha,
+        beta: plan.match.beta,
+        ...(usesWeightSimilarity(options) ? { weightSimilarity: options.weightSimilarity } : {}),
+      },
       numModels: models.length,
       spacesMerged: plan.mergeable.length,
       spaces: matched.value.reports,
@@ -555,24 +598,59 @@ function matchSpaces(
     if (!found.ok) return found;
     byWeights = found.value.matchings;
   }
+  const correlationOf = (space: FeatureSpace): Result<Float64Array> => {
+    const accumulator =
+      options.statistics === undefined
+        ? ok(covariance.get(space.id)!)
+        : givenCovariance(options.statistics, space, numModels);
+    if (!accumulator.ok) return accumulator;
+    const correlation = finalizeCorrelation(accumulator.value);
+    if (!correlation.ok)
+      return fail(correlation.reason, `Space ${space.id}: ${correlation.message}`);
+    // The accumulator is not needed again: release its (Kn)^2 Gram before matching.
+    covariance.delete(space.id);
+    correlations.set(space.id, correlation.value);
+    return correlation;
+  };
+  let mixed: ReadonlyMap<number, Float64Array> | undefined;
+  if (usesWeightSimilarity(options)) {
+    const dual = dualSpaceSimilarities(
+      prepared,
+      correlationOf,
+      options.weightSimilarity,
+      numModels,
+    );
+    if (!dual.ok) return dual;
+    mixed = dual.value;
+  }
   for (const [i, space] of mergeable.entries()) {
+    if (options.method === 'cca') {
+      const transform = ccaSpace(space, covariance, options, numModels);
+      if (!transform.ok) return transform;
+      if (match.mergedWidth !== undefined && match.mergedWidth !== space.width)
+        return fail(
+          'bad-argument',
+          `Space ${space.id}: Expected --merged-width to be ${space.width} (the per-model width) for cca, got ${match.mergedWidth}`,
+        );
+      transforms.set(space.id, transform.value);
+      reports.push({
+        id: space.id,
+        width: space.width,
+        kind: space.kind,
+        crossModelMerges: (numModels - 1) * space.width,
+        sameModelMerges: 0,
+      });
+      options.onProgress?.({ phase: 'matching', done: i + 1, total: mergeable.length });
+      continue;
+    }
     let matching: Result<Matching>;
     if (options.method === 'weights') {
       matching = ok(byWeights!.get(space.id)!);
     } else if (options.method === 'wavg' && options.statistics === undefined) {
       matching = weightAverageMatching(numModels, space.width, match.mergedWidth);
     } else {
-      const accumulator =
-        options.statistics === undefined
-          ? ok(covariance.get(space.id)!)
-          : givenCovariance(options.statistics, space, numModels);
-      if (!accumulator.ok) return accumulator;
-      const correlation = finalizeCorrelation(accumulator.value);
-      if (!correlation.ok)
-        return fail(correlation.reason, `Space ${space.id}: ${correlation.message}`);
-      // The accumulator is not needed again: release its (Kn)^2 Gram before matching.
-      covariance.delete(space.id);
-      correlations.set(space.id, correlation.value);
+      const correlation = mixed?.has(space.id) ? ok(mixed.get(space.id)!) : correlationOf(space);
+      if (!correlation.ok) return correlation;
       matching = matchers[options.method](correlation.value, numModels, space.width, match);
     }
     if (!matching.ok) return fail(matching.reason, `Space ${space.id}: ${matching.message}`);
@@ -587,6 +665,80 @@ function matchSpaces(
     options.onProgress?.({ phase: 'matching', done: i + 1, total: mergeable.length });
   }
   return ok({ transforms, reports, correlations });
+}
+
+/** A space's CCA merge (cca.ts) from its covariance, from the pass or the given statistics. */
+function ccaSpace(
+  space: FeatureSpace,
+  covariance: Map<number, CovarianceAccumulator>,
+  options: MergeOptions,
+  numModels: number,
+): Result<SpaceTransform> {
+  const accumulator =
+    options.statistics === undefined
+      ? ok(covariance.get(space.id)!)
+      : givenCovariance(options.statistics, space, numModels);
+  if (!accumulator.ok) return accumulator;
+  const statistics = accumulator.value.finalize();
+  if (!statistics.ok) return fail(statistics.reason, `Space ${space.id}: ${statistics.message}`);
+  covariance.delete(space.id);
+  const transform = ccaTransform(
+    statistics.value.covariance,
+    numModels,
+    space.width,
+    options.ccaRidge,
+  );
+  return transform.ok
+    ? transform
+    : fail(transform.reason, `Space ${space.id}: ${transform.message}`);
+}
+
+/** Whether the matching mixes weight similarity in: a positive share, and a method that reads similarities. */
+function usesWeightSimilarity(
+  options: MergeOptions,
+): options is MergeOptions & { readonly weightSimilarity: number } {
+  return (
+    (options.weightSimilarity ?? 0) > 0 &&
+    (options.method === 'zipit' || options.method === 'permute')
+  );
+}
+
+/**
+ * Dual-space similarities (dual-space.ts) of every mergeable space: the activation correlation
+ * mixed with the weights' cosine similarity, `share` of the latter; the weights of different
+ * models are compared through the Permute alignment of the same correlations.
+ */
+function dualSpaceSimilarities(
+  prepared: Prepared,
+  correlationOf: (space: FeatureSpace) => Result<Float64Array>,
+  share: number,
+  numModels: number,
+): Result<Map<number, Float64Array>> {
+  const activation = new Map<number, Float64Array>();
+  const permutations = new Map<number, Matching>();
+  for (const space of prepared.mergeable) {
+    const correlation = correlationOf(space);
+    if (!correlation.ok) return correlation;
+    activation.set(space.id, correlation.value);
+    const permuted = matchers.permute(correlation.value, numModels, space.width, {
+      alpha: 0,
+      beta: 0,
+    });
+    if (!permuted.ok) return fail(permuted.reason, `Space ${space.id}: ${permuted.message}`);
+    permutations.set(space.id, permuted.value);
+  }
+  const similarities = weightSimilarities(
+    prepared.graphs,
+    prepared.maps.initializers,
+    prepared.spaces,
+    prepared.mergeable,
+    alignmentFromPermutations(permutations, numModels),
+  );
+  return ok(
+    new Map(
+      [...activation].map(([id, r]) => [id, mixSimilarities(r, similarities.get(id)!, share)]),
+    ),
+  );
 }
 
 /** A space's covariance from precomputed statistics, which must be for this merge's sizes. */
@@ -711,7 +863,7 @@ function withMergeMetadata(
   inputDims: readonly number[],
   method: MatchMethod,
   given: readonly (readonly number[])[] | undefined,
-  how: { head: AppliedHead; logits: LogitRule; sourcesReset: boolean },
+  how: { head: AppliedHead; logits: LogitRule; sourcesReset: boolean; weightSimilarity: number },
 ): Model {
   // The sources' trained classes, one set per source (a merged source stores one per head).
   const trained = given ?? storedTasks(models);
@@ -738,6 +890,9 @@ function withMergeMetadata(
       'zipit.head': how.head,
       'zipit.logits': how.logits,
       'zipit.sources_reset': String(how.sourcesReset),
+      ...(how.weightSimilarity > 0
+        ? { 'zipit.weight_similarity': String(how.weightSimilarity) }
+        : {}),
       // So that scoring needs no --tasks.
       ...(trained ? trainedClassesMetadata(trained) : {}),
     },

@@ -253,7 +253,13 @@ export async function resetBatchNorm(
   return ok({ ...model, graph: { ...model.graph, initializers } });
 }
 
-/** Per-channel target of a merged space: the merge-weighted average of its sources' statistics. */
+/**
+ * Per-channel target of a merged space: the merge-weighted average of its sources' statistics.
+ *
+ * NOTE: the std averages with |weight|: the same for the matchings' averages (weights > 0);
+ * for a dense map (CCA merge) whose weights have both signs, the std of a mix of perfectly
+ * correlated channels, never the negative or cancelled value the signed sum can give.
+ */
 function targetMoments(
   transform: SpaceTransform,
   sources: readonly ChannelMoments[],
@@ -266,7 +272,7 @@ function targetMoments(
       const c = map.out[e]!;
       const j = map.in[e]!;
       mean[c]! += map.weight[e]! * s.mean[j]!;
-      std[c]! += map.weight[e]! * Math.sqrt(s.variance[j]!);
+      std[c]! += Math.abs(map.weight[e]!) * Math.sqrt(s.variance[j]!);
     }
   }
   return { mean, std };

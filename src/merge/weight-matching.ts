@@ -37,7 +37,7 @@ export interface WeightMatchingResult {
 }
 
 /** One weight on the spaces: its axes, and model 0's and model k's values. */
-interface BoundParam {
+export interface BoundParam {
   readonly name: string;
   readonly dims: readonly number[];
   /** One entry per bound axis: how the axis is made of spaces. */
@@ -121,7 +121,7 @@ export function matchWeights(
 }
 
 /** The weights the objective counts (see {@link matchWeights}), with every model's values. */
-function boundParams(
+export function boundParams(
   graphs: readonly AnalyzedGraph[],
   maps: InitializerMaps,
   analysis: SpaceAnalysis,
@@ -260,7 +260,7 @@ function matchPair(
  * current permutations: channel c of a segment of a permuted space reads channel perm[c];
  * fixed spaces keep theirs.
  */
-function axisPositions(
+export function axisPositions(
   segments: readonly Segment[],
   length: number,
   widths: ReadonlyMap<number, number>,
@@ -282,7 +282,7 @@ function axisPositions(
 }
 
 /** `data` (shape `dims`) with positions along `axis` gathered: out[.., p, ..] = data[.., positions[p], ..]. */
-function gather(
+export function gather(
   data: Float32Array,
   dims: readonly number[],
   axis: number,
@@ -350,7 +350,7 @@ function addSliceProducts(
 }
 
 /** Sizes before, along and after `axis` of a row-major tensor. */
-function axisExtent(
+export function axisExtent(
   dims: readonly number[],
   axis: number,
 ): { outer: number; length: number; inner: number } {

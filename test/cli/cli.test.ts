@@ -262,3 +262,48 @@ test("zipit merge --reset-sources resets a BatchNorm pair's sources first, and s
     readFileSync(join(dir, '--no-reset-sources.onnx')),
   );
 });
+
+test('zipit merge --method cca and --weight-similarity: a folded pair merges and says so; bad uses get one line and exit 1', async () => {
+  const dir = temporaryDirectory('zipit-cli-');
+  const out = join(dir, 'm.onnx');
+  const merge = (...flags: string[]) =>
+    zipit([
+      'merge',
+      MLP_A,
+      MLP_B,
+      ...TASKS,
+      ...TORCH_PREPROCESSING,
+      '--samples',
+      '300',
+      '--out',
+      out,
+      ...flags,
+    ]);
+  const cca = await merge('--method', 'cca', '--json');
+  assert.equal(cca.code, 0, cca.stderr);
+  assert.equal((JSON.parse(cca.stdout) as { method: string }).method, 'cca');
+  assert.ok(existsSync(out));
+  const dual = await merge('--weight-similarity', '0.25', '--json');
+  assert.equal(dual.code, 0, dual.stderr);
+  const report = JSON.parse(dual.stdout) as { parameters: { weightSimilarity?: number } };
+  assert.equal(report.parameters.weightSimilarity, 0.25);
+  const bad = await merge('--weight-similarity', 'lots');
+  assert.equal(bad.code, 1);
+  assert.equal(
+    bad.stderr.trim(),
+    'zipit: error: Expected --weight-similarity to be in [0, 1], got lots',
+  );
+  const pair = join('test', 'fixtures', 'official-eval', 'zipit-trained-pair');
+  const bn = await zipit([
+    'merge',
+    join(pair, 'a.onnx'),
+    join(pair, 'b.onnx'),
+    '--method',
+    'cca',
+    '--out',
+    join(dir, 'bn.onnx'),
+  ]);
+  assert.equal(bn.code, 1);
+  assert.match(bn.stderr, /^zipit: error: CCA merge mixes channels densely.*BatchNorm folded/);
+  assert.ok(!existsSync(join(dir, 'bn.onnx')));
+});
