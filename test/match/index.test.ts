@@ -14,10 +14,11 @@ const identity4 = Float64Array.from([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0
 describe('matchers registry', () => {
   it('has one matcher per correlation method, all following the same contract', () => {
     assert.deepEqual(Object.keys(matchers).sort(), [...CORRELATION_METHODS].sort());
-    // Weight matching is the one method without a correlation matcher (merge/weight-matching.ts).
+    // Weight matching (merge/weight-matching.ts) and CCA merge (merge/cca.ts) are the methods
+    // without a correlation matcher.
     assert.deepEqual(
       MATCH_METHODS.filter((m) => !(CORRELATION_METHODS as readonly string[]).includes(m)),
-      ['weights'],
+      ['weights', 'cca'],
     );
     for (const method of CORRELATION_METHODS) {
       const result = matchers[method](identity4, 2, 2, DEFAULT_MATCH_OPTIONS);
@@ -52,7 +53,7 @@ describe('parseMatchOptions', () => {
     [
       'unknown method',
       { method: 'optimal' },
-      "Expected --method to be 'zipit', 'permute', 'wavg' or 'weights', got 'optimal'",
+      "Expected --method to be 'zipit', 'permute', 'wavg', 'weights' or 'cca', got 'optimal'",
     ],
     [
       'merged width 0',

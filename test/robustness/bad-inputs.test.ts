@@ -300,7 +300,7 @@ test('EXPECTED FAILURE - unknown method', () => {
   assert.equal(result.reason, 'bad-argument');
   assert.equal(
     result.message,
-    "Expected --method to be 'zipit', 'permute', 'wavg' or 'weights', got 'average'",
+    "Expected --method to be 'zipit', 'permute', 'wavg', 'weights' or 'cca', got 'average'",
   );
 });
 
@@ -313,7 +313,7 @@ test('EXPECTED FAILURE - unknown method passed to mergeModels from JavaScript', 
   assert.equal(result.reason, 'bad-argument');
   assert.equal(
     result.message,
-    "Expected --method to be 'zipit', 'permute', 'wavg' or 'weights', got 'average'",
+    "Expected --method to be 'zipit', 'permute', 'wavg', 'weights' or 'cca', got 'average'",
   );
 });
 
