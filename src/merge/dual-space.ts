@@ -6,13 +6,7 @@ import type { AnalyzedGraph } from '../graph/analyze.js';
 import type { FeatureSpace, SpaceAnalysis } from '../graph/spaces.js';
 import type { Matching } from '../match/types.js';
 import type { InitializerMaps } from './structure.js';
-import {
-  axisExtent,
-  axisPositions,
-  boundParams,
-  gather,
-  type BoundParam,
-} from './weight-matching.js';
+import { axisPositions, boundParams, channelSlices, gather } from './weight-matching.js';
 
 /**
  * Per model k >= 1 (index k - 1): space id -> model k's channel for each of model 0's, the
@@ -87,7 +81,7 @@ export function weightSimilarities(
             const positions = axisPositions(other.segments, p.dims[other.axis]!, widths, perms);
             aligned = gather(aligned, p.dims, other.axis, positions);
           }
-          return channelSlices(aligned, p, solved, space.id, widths);
+          return channelSlices(aligned, p.dims, solved, space.id, widths);
         });
         addGram(gram, slices, n);
       }
@@ -95,41 +89,6 @@ export function weightSimilarities(
     result.set(space.id, cosine(gram, total));
   }
   return result;
-}
-
-/**
- * Model-stacked slices of one weight on one of its axes: per segment of `id` on the axis, an
- * [n, L] matrix whose row c is channel c's slice (every element at one of c's positions).
- */
-function channelSlices(
-  data: Float32Array,
-  param: BoundParam,
-  solved: BoundParam['axes'][number],
-  id: number,
-  widths: ReadonlyMap<number, number>,
-): Float64Array[] {
-  const { outer, length, inner } = axisExtent(param.dims, solved.axis);
-  const found: Float64Array[] = [];
-  let offset = 0;
-  for (const segment of solved.segments) {
-    const width = widths.get(segment.space)!;
-    const repeat = segment.repeat;
-    if (segment.space === id) {
-      const sliceLength = outer * repeat * inner;
-      const slices = new Float64Array(width * sliceLength);
-      for (let c = 0; c < width; c++) {
-        let at = c * sliceLength;
-        for (let o = 0; o < outer; o++)
-          for (let r = 0; r < repeat; r++) {
-            const base = (o * length + offset + c * repeat + r) * inner;
-            for (let t = 0; t < inner; t++, at++) slices[at] = data[base + t]!;
-          }
-      }
-      found.push(slices);
-    }
-    offset += width * repeat;
-  }
-  return found;
 }
 
 /** Adds the inner products of every pair of model-stacked slices (per model, per segment) to `gram` ([Kn, Kn]). */

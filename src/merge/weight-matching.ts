@@ -302,8 +302,7 @@ export function gather(
 
 /**
  * Adds to `similarity` ([n, n]) the products <slice i of a, slice j of b> along `solved`'s axis,
- * for each segment of space `id` on it. A slice of channel c is every element whose position
- * along the axis is one of c's `repeat` positions: outer x repeat x inner values.
+ * for each segment of space `id` on it (see {@link channelSlices}).
  */
 function addSliceProducts(
   similarity: Float64Array,
@@ -314,43 +313,62 @@ function addSliceProducts(
   id: number,
   widths: ReadonlyMap<number, number>,
 ): void {
+  const slicesA = channelSlices(a, dims, solved, id, widths);
+  const slicesB = channelSlices(b, dims, solved, id, widths);
+  const width = widths.get(id)!;
+  for (const [s, sa] of slicesA.entries()) {
+    const sb = slicesB[s]!;
+    const sliceLength = sa.length / width;
+    for (let i = 0; i < width; i++) {
+      const rowA = i * sliceLength;
+      for (let j = 0; j < width; j++) {
+        const rowB = j * sliceLength;
+        let sum = 0;
+        for (let t = 0; t < sliceLength; t++) sum += sa[rowA + t]! * sb[rowB + t]!;
+        similarity[i * width + j]! += sum;
+      }
+    }
+  }
+}
+
+/**
+ * A weight's slices on one of its axes: per segment of space `id` on the axis, an [n, L] matrix
+ * whose row c is channel c's slice, every element whose position along the axis is one of c's
+ * `repeat` positions (outer x repeat x inner values).
+ */
+export function channelSlices(
+  data: Float32Array,
+  dims: readonly number[],
+  solved: BoundParam['axes'][number],
+  id: number,
+  widths: ReadonlyMap<number, number>,
+): Float64Array[] {
   const { outer, length, inner } = axisExtent(dims, solved.axis);
+  const found: Float64Array[] = [];
   let offset = 0;
   for (const segment of solved.segments) {
     const width = widths.get(segment.space)!;
     const repeat = segment.repeat;
     if (segment.space === id) {
       const sliceLength = outer * repeat * inner;
-      const slicesA = new Float64Array(width * sliceLength); // [n, L]
-      const slicesB = new Float64Array(width * sliceLength); // [n, L]
+      const slices = new Float64Array(width * sliceLength); // [n, L]
       for (let c = 0; c < width; c++) {
         let at = c * sliceLength;
-        for (let o = 0; o < outer; o++) {
+        for (let o = 0; o < outer; o++)
           for (let r = 0; r < repeat; r++) {
             const base = (o * length + offset + c * repeat + r) * inner;
-            for (let t = 0; t < inner; t++, at++) {
-              slicesA[at] = a[base + t]!;
-              slicesB[at] = b[base + t]!;
-            }
+            for (let t = 0; t < inner; t++, at++) slices[at] = data[base + t]!;
           }
-        }
       }
-      for (let i = 0; i < width; i++) {
-        const rowA = i * sliceLength;
-        for (let j = 0; j < width; j++) {
-          const rowB = j * sliceLength;
-          let sum = 0;
-          for (let t = 0; t < sliceLength; t++) sum += slicesA[rowA + t]! * slicesB[rowB + t]!;
-          similarity[i * width + j]! += sum;
-        }
-      }
+      found.push(slices);
     }
     offset += width * repeat;
   }
+  return found;
 }
 
 /** Sizes before, along and after `axis` of a row-major tensor. */
-export function axisExtent(
+function axisExtent(
   dims: readonly number[],
   axis: number,
 ): { outer: number; length: number; inner: number } {
