@@ -173,11 +173,11 @@ export function withProcedureOptions(command: Command): Command {
   return withResetSourcesOptions(command.addOption(headOption())).addOption(logitsOption());
 }
 
-/** `--logits <rule>`: a full merge's logits as merged, or standardised on the merge data. */
+/** `--logits <rule>`: a merge's logits as merged, or standardised on the merge data. */
 export function logitsOption(): Option {
   return new Option(
     '--logits <rule>',
-    "logits of a full merge: standardize (each class to mean 0, std 1 on the merge data, folded into the output layer) or raw (as merged, the paper's)",
+    "merged logits: standardize (each class to mean 0, std 1 on the merge data, folded into the output layer; every head of a partial zip) or raw (as merged, the paper's)",
   )
     .choices(LOGIT_RULES)
     .default(RECOMMENDED_MERGE.logits);

@@ -68,7 +68,7 @@ export interface CompareInput {
    * ensemble and every merge from the reset sources (the reference's procedure).
    */
   readonly resetSources?: boolean;
-  /** A full merge's logits (default 'raw'). */
+  /** The merged logits (default 'raw'): standardised or raw, every head of a partial zip too. */
   readonly logits?: LogitRule;
 }
 

@@ -100,8 +100,8 @@ export interface MergeOptions {
    */
   readonly resetSources?: boolean | 'already';
   /**
-   * A full merge's logits: 'raw' as merged, or 'standardize'd to mean 0 and std 1 per class
-   * over the merge data (logits.ts). Partial zips keep each model's own head and ignore it.
+   * The merged logits: 'raw' as merged, or 'standardize'd to mean 0 and std 1 per class over
+   * the merge data (logits.ts); a partial zip standardises each of its heads.
    */
   readonly logits?: LogitRule;
   /**
@@ -140,7 +140,7 @@ export interface MergeReport {
   readonly head: AppliedHead;
   /** Whether the sources' BatchNorm statistics were reset on the merge data first. */
   readonly sourcesReset: boolean;
-  /** Whether the merged logits were standardised ('raw' also for partial zips). */
+  /** Whether the merged logits (every head of a partial zip) were standardised. */
   readonly logits: LogitRule;
   /** Where the trunk ends for partial zipping (absent for a full zip). */
   readonly stopAt?: {
@@ -445,7 +445,7 @@ export async function mergeModels(
   });
   if (!corrected.ok) return corrected;
   const t4 = now();
-  const logits = plan.stop === undefined ? (options.logits ?? 'raw') : 'raw';
+  const logits = options.logits ?? 'raw';
   const calibrated =
     logits === 'standardize'
       ? await standardizeLogits(corrected.value, plan.pass, plan.inputDims, {

@@ -73,7 +73,7 @@ for (const path of ['torch-fmnist/mlp/a.onnx', 'official-eval/zipit-trained-pair
   });
 }
 
-test('a merge asked to standardise its logits does so on a full zip, and not with one head per model', async () => {
+test('a merge asked to standardise its logits does so on a full zip and on every head of a partial zip', async () => {
   const models = [read('torch-fmnist/mlp/a.onnx'), read('torch-fmnist/mlp/b.onnx')];
   const full = await mergeModels(models, ['a', 'b'], data.value, normalization, {
     method: 'zipit',
@@ -95,7 +95,19 @@ test('a merge asked to standardise its logits does so on a full zip, and not wit
     stopAt: '0.5',
   });
   assert.ok(partial.ok, partial.ok ? '' : partial.message);
-  assert.equal(partial.value.report.logits, 'raw');
+  assert.equal(partial.value.report.logits, 'standardize');
+  const heads = await modelScores(
+    { model: partial.value.model, label: 'm', ...normalization },
+    data.value,
+  );
+  assert.ok(heads.ok);
+  assert.equal(heads.value.length, 2);
+  for (const head of heads.value)
+    for (let c = 0; c < 10; c++) {
+      let sum = 0;
+      for (let i = 0; i < data.value.count; i++) sum += head.logits[i * 10 + c]!;
+      assert.ok(Math.abs(sum / data.value.count) < 1e-4);
+    }
 });
 
 test('EXPECTED FAILURE - standardising a model whose output is not made by a Gemm names the node', async () => {
@@ -119,4 +131,40 @@ test('EXPECTED FAILURE - standardising a model whose output is not made by a Gem
   const result = await standardizeLogits(bent, pass.value, dims);
   assert.equal(result.ok, false);
   assert.match(result.ok ? '' : result.message, /last_relu is not one \(use --logits raw\)/);
+});
+
+test('a model with one head per source gets every head standardised: each class of each output has mean 0 and std 1 on the data', async () => {
+  const models = [read('torch-fmnist/mlp/a.onnx'), read('torch-fmnist/mlp/b.onnx')];
+  const partial = await mergeModels(models, ['a', 'b'], data.value, normalization, {
+    method: 'zipit',
+    stopAt: '0.5',
+  });
+  assert.ok(partial.ok, partial.ok ? '' : partial.message);
+  // logits_a, logits_b and the combined logits (their mean), which follows them.
+  assert.equal(partial.value.model.graph.outputs.length, 3);
+  const pass = batches(data.value, { batchSize: 64, normalization });
+  assert.ok(pass.ok);
+  const standardized = await standardizeLogits(partial.value.model, pass.value, dims);
+  assert.ok(standardized.ok, standardized.ok ? '' : standardized.message);
+  const scores = await modelScores(
+    { model: standardized.value, label: 'm', ...normalization },
+    data.value,
+  );
+  assert.ok(scores.ok);
+  assert.equal(scores.value.length, 2);
+  for (const head of scores.value) {
+    const classes = head.logits.length / data.value.count;
+    for (let c = 0; c < classes; c++) {
+      let sum = 0;
+      let square = 0;
+      for (let i = 0; i < data.value.count; i++) {
+        const v = head.logits[i * classes + c]!;
+        sum += v;
+        square += v * v;
+      }
+      const mean = sum / data.value.count;
+      assert.ok(Math.abs(mean) < 1e-4, `class ${c}: mean ${mean}`);
+      assert.ok(Math.abs(square / data.value.count - mean * mean - 1) < 1e-3, `class ${c}`);
+    }
+  }
 });
