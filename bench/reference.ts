@@ -13,9 +13,9 @@
  *   ZIPIT_REFERENCE=/path/to/ZipIt npm run bench:reference -- models/resnet20-pair \
  *     [--tasks 1,3,6,7,8/0,2,4,5,9] [--alpha 0.3 --beta 0.125] [--samples 5000] [--seed 0]
  *     [--batch 128] [--threads 2] [--no-base-reset] [--ours-keep-sources] [--grid 0.3/0.125,0.7/1] [--single-process] [--keep] [--json]
- *     [--cli [--cli-args "<more zipit merge flags>"]]   (also time the whole `zipit merge`
+ *     [--cli [--cli-args="<more zipit merge flags>"]]   (also time the whole `zipit merge`
  *     process, dist/cli/main.js with the CLI's defaults and these flags; --no-base-reset on the
- *     reference's side goes with --cli-args "--no-reset-sources" on ours)
+ *     reference's side goes with --cli-args="--no-reset-sources" on ours)
  *     [--only models,wavg,permute,zipit,zipit-13,zipit-7]
  *   npm run bench:reference -- --render run1.json [run2.json ...]   (saved --json runs; several: the means too)
  */
