@@ -125,6 +125,9 @@ def main():
                         help="alpha/beta pairs, e.g. 0.3/0.125,0.7/1: one full ZipIt! row per pair")
     parser.add_argument("--no-base-reset", action="store_true",
                         help="skip the reference scripts' BN reset of the base models before merging")
+    parser.add_argument("--dump", default="",
+                        help="write each merge's per-node matchings (model B's feature for each merged "
+                             "feature) and correlation matrices to this JSON file, to compare with ours")
     args = parser.parse_args()
     methods = args.methods.split(",")
     for m in methods:
@@ -269,8 +272,23 @@ def main():
                        metricsAndApplySeconds=transformed - started - merge.compute_transform_time,
                        bnResetSeconds=finished - transformed)
             out["rows"].append(row)
+            if args.dump:
+                dumps = out.setdefault("dumps", {})
+                dumps[row["method"]] = {
+                    str(node): {
+                        # unmerge chunk k is [features of model k, merged features]: for each merged
+                        # feature the model-B features it covers.
+                        "b": [[int(i) for i in torch.nonzero(col).flatten()] for col in merge.unmerges[node][1].T],
+                        "correlation": ref.matching.compute_correlation(
+                            merge.metrics[node]["covariance"]).tolist(),
+                    }
+                    for node in merge.unmerges
+                }
             merge.clear_hooks()
     out["peakMiB"] = peak_mib()
+    if args.dump:
+        with open(args.dump, "w") as f:
+            json.dump(out.pop("dumps", {}), f)
     print(json.dumps(out))
 
 
