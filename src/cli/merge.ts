@@ -147,6 +147,20 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           `--${name} ${given} chooses ZipIt!'s ${name}, but --method ${match.value.method} reads neither alpha nor beta; use --method zipit, or drop --${name}.`,
         );
       }
+      // A blank value is not 0: Number('') would be.
+      const weightSimilarity =
+        flags.weightSimilarity.trim() === '' ? Number.NaN : Number(flags.weightSimilarity);
+      const shareProblem = unitIntervalProblem(
+        'weight-similarity',
+        weightSimilarity,
+        flags.weightSimilarity,
+      );
+      if (shareProblem !== undefined) return fail('bad-argument', shareProblem);
+      if (weightSimilarity > 0 && !['zipit', 'permute'].includes(match.value.method))
+        return fail(
+          'bad-argument',
+          `--weight-similarity mixes weights into the correlation that zipit and permute match on; --method ${match.value.method} reads none: drop it, or use --method zipit.`,
+        );
       if (tune && !(flags.tuneHoldout >= 0 && flags.tuneHoldout < 1))
         return fail(
           'bad-argument',
@@ -193,13 +207,6 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
       const loaded = performance.now();
       const bar = progressBar(io);
       // What every merge below shares, tuned or not.
-      const weightSimilarity = Number(flags.weightSimilarity);
-      const shareProblem = unitIntervalProblem(
-        'weight-similarity',
-        weightSimilarity,
-        flags.weightSimilarity,
-      );
-      if (shareProblem !== undefined) return fail('bad-argument', shareProblem);
       const shared = {
         weightSimilarity,
         repair: flags.repair,

@@ -4,7 +4,7 @@
  * average; a generalisation of Permute from permutations to invertible linear maps.
  */
 import { fail, ok, type Result } from '../errors.js';
-import { multiply, symmetricFunction, symmetricFunctions, transpose } from '../tensor/symmetric.js';
+import { multiply, symmetricFunctions, transpose } from '../tensor/symmetric.js';
 import type { ChannelMap, SpaceTransform } from './transform.js';
 
 /** The default ridge of the covariances, relative to their mean variance (see {@link ccaTransform}). */
@@ -23,23 +23,25 @@ export const DEFAULT_CCA_RIDGE = 0.01;
  * f_0 ~ (P_0^T)^-1 P_k^T f_k = T_k f_k). U V^T, the orthogonal polar factor of K, is
  * K (K^T K)^(-1/2). The merged features are the average (f_0 + sum_k T_k f_k) / K in model 0's
  * coordinates: M_0 = I / K, M_k = T_k / K, U_0 = I, U_k = T_k^-1
- * = C_kk^(1/2) V U^T C_00^(-1/2), so sum_k M_k U_k = I. When model k's features are a
- * permutation of model 0's, T_k is exactly that permutation (the ridge too is permuted), so a
- * model merged with a permuted copy of itself is itself; for a general invertible re-mix T_k
- * is its inverse as the ridge goes to 0.
+ * = C_kk^(1/2) V U^T C_00^(-1/2), so sum_k M_k U_k = I on the directions the merge data span
+ * (see the first NOTE). When model k's features are a
+ * permutation of model 0's and the covariance has full rank, T_k is exactly that permutation
+ * (the ridge too is permuted), so a model merged with a permuted copy of itself is itself; for
+ * a general invertible re-mix T_k is its inverse as the ridge goes to 0.
  *
- * NOTE: the covariance must have full rank for the map to be determined: with fewer merge
- * observations (images x positions) than channels, the directions the data do not span get a
- * map near 0 (the polar factor below is not completed there).
+ * NOTE: directions the merge data do not span (a channel constant on them, or fewer
+ * observations, images x positions, than channels) have canonical correlation 0, and the map
+ * sends them to 0 (polarFactor): exact on the data, and there sum_k M_k U_k = I does not hold.
  *
  * NOTE: the ridge keeps C^(-1/2) bounded on dead or duplicate channels (variance 0): without it
  * such a channel's weights would be multiplied by 1 / sqrt(0). 0.01 of the mean variance
  * leaves the live directions of ResNet-20's spaces nearly unchanged.
  *
- * NOTE: the map is dense, and the non-linearities and per-channel operations between layers
- * (ReLU, BatchNorm's scale) do not commute with it: like ZipIt!'s averages, the merge is exact
- * only in the linear parts; BN's scale and shift are mixed by M_k as any per-channel
- * parameter is, and the statistics correction after merging resets their statistics.
+ * NOTE: the map is dense, and the non-linearities between layers (ReLU) do not commute with it:
+ * like ZipIt!'s averages, the merge is exact only in the linear parts. Per-channel scales
+ * (BatchNorm, LayerNorm, PRelu, grouped convolutions) do not commute with it either: the
+ * pipeline refuses models that have them (mergeModels); per-channel shifts (biases) mix
+ * linearly and are exact.
  */
 export function ccaTransform(
   covariance: Float64Array,
@@ -66,8 +68,8 @@ export function ccaTransform(
     const c = block(k, k);
     let trace = 0;
     for (let i = 0; i < n; i++) trace += c[i * n + i]!;
-    // A space with no variance at all still gets a positive ridge, so its roots stay finite.
-    const added = ridge * Math.max(trace / n, Number.MIN_VALUE);
+    // A space with no variance at all gets a ridge of `ridge` itself, so its roots stay finite.
+    const added = ridge * (trace > 0 ? trace / n : 1);
     for (let i = 0; i < n; i++) c[i * n + i]! += added;
     return c;
   };
@@ -91,9 +93,8 @@ export function ccaTransform(
       n,
       n,
     );
-    for (const value of map)
-      if (!Number.isFinite(value))
-        return fail('bad-statistics', 'The CCA map is not finite: the covariance is not usable');
+    if (!map.every(Number.isFinite) || !inverse.every(Number.isFinite))
+      return fail('bad-statistics', 'The CCA map is not finite: the covariance is not usable');
     rows.push(denseMap(map, n, 1 / numModels));
     // columns[k] holds U_k^T: entry (merged c, source j) is U_k[j, c] = inverse[j, c].
     columns.push(denseMap(transpose(inverse, n, n), n, 1));
@@ -102,18 +103,22 @@ export function ccaTransform(
 }
 
 /**
- * The orthogonal polar factor Q = A (A^T A)^(-1/2) of a square [n, n] matrix (U V^T of its SVD).
- * Directions where A is (numerically) singular get an arbitrary but finite completion: their
- * canonical correlation is 0, so any rotation there fits as well as another.
+ * The polar factor R = A (A^T A)^(-1/2) of a square [n, n] matrix A = U S V^T: U V^T on the
+ * directions where A is not (numerically) singular, and 0 on the others. Those are directions
+ * with canonical correlation 0 (a channel constant on the data, say): the data say nothing of
+ * how they correspond, and sending them to 0 keeps model k's channels there out of the merge
+ * (model 0's are halved). Completing R to an orthogonal matrix there (any rotation fits the
+ * data equally) would make sum_k M_k U_k = I everywhere, but mix, with either sign, the
+ * pre-activations of channels that never fire on the data, which no data can check.
  */
 function polarFactor(a: Float64Array, n: number): Float64Array {
   const gram = multiply(transpose(a, n, n), a, n, n, n);
   let largest = 0;
   for (let i = 0; i < n; i++) largest = Math.max(largest, gram[i * n + i]!);
-  const floor = 1e-12 * Math.max(largest, Number.MIN_VALUE);
+  const floor = 1e-12 * largest;
   return multiply(
     a,
-    symmetricFunction(gram, n, (v) => 1 / Math.sqrt(Math.max(v, floor))),
+    symmetricFunctions(gram, n, [(v) => (v > floor ? 1 / Math.sqrt(v) : 0)])[0]!,
     n,
     n,
     n,

@@ -11,6 +11,7 @@ import type { CovarianceAccumulator } from '../stats/covariance.js';
 import type { StatisticsSet } from '../stats/file.js';
 import type { ChannelMoments } from '../stats/channel-moments.js';
 import { analyzeGraph, type AnalyzedGraph } from '../graph/analyze.js';
+import { intAttr } from '../graph/attributes.js';
 import { analyzeSpaces, type FeatureSpace, type SpaceAnalysis } from '../graph/spaces.js';
 import {
   matchers,
@@ -190,9 +191,22 @@ function headsDiffer(models: readonly Model[]): boolean {
   return labels.some((l) => l !== labels[0]);
 }
 
-/** Whether the model has BatchNormalization nodes (CCA merge refuses them). */
-function hasBatchNormalization(model: Model): boolean {
-  return model.graph.nodes.some((n) => n.opType === 'BatchNormalization');
+/**
+ * The first node that scales channels one by one (CCA merge refuses them: a dense map of the
+ * channels does not commute with a per-channel scale): a normalisation, PRelu, a grouped
+ * convolution, or a Mul by a constant of more than one value.
+ */
+function perChannelScale(model: Model): string | undefined {
+  const constant = (name: string): number => model.graph.initializers.get(name)?.data.length ?? 0;
+  const node = model.graph.nodes.find(
+    (n) =>
+      ['BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'PRelu'].includes(
+        n.opType,
+      ) ||
+      (n.opType === 'Conv' && intAttr(n, 'group', 1) > 1) ||
+      (n.opType === 'Mul' && n.inputs.some((i) => constant(i) > 1)),
+  );
+  return node === undefined ? undefined : `${node.opType} node '${node.name}'`;
 }
 
 /** Bytes of every initializer of the models (what their sessions and copies scale with). */
@@ -241,11 +255,19 @@ function prepare(
   const shareProblem =
     share === undefined ? undefined : unitIntervalProblem('weight-similarity', share);
   if (shareProblem !== undefined) return fail('bad-argument', shareProblem);
-  if (options.method === 'cca' && models.some(hasBatchNormalization))
-    return fail(
-      'unsupported-model',
-      'CCA merge mixes channels densely, and BatchNormalization normalises each channel on its own: merge exports with BatchNorm folded into the convolutions (PyTorch: the default eval export), or use --method zipit.',
-    );
+  if (options.method === 'cca') {
+    const scaled = models.map(perChannelScale).find((n) => n !== undefined);
+    if (scaled !== undefined)
+      return fail(
+        'unsupported-model',
+        `CCA merge mixes channels densely, and the ${scaled} scales each channel on its own: merge exports with BatchNorm folded into the convolutions (PyTorch: the default eval export), or use --method zipit.`,
+      );
+    if (options.match?.mergedWidth !== undefined)
+      return fail(
+        'bad-argument',
+        'Expected no --merged-width with --method cca: it maps every model onto the per-model width.',
+      );
+  }
   if (options.method === 'weights' && options.statistics !== undefined)
     return fail(
       'bad-argument',
@@ -276,6 +298,13 @@ function prepare(
   if (!spaces.ok) return spaces;
   const stop = chooseStopPoint(models, graphs[0]!, spaces.value, options.stopAt);
   if (!stop.ok) return stop;
+  // A head reads its source's channels of the cut through a 0/1 map (multi-head.ts); CCA's
+  // unmerge is dense.
+  if (options.method === 'cca' && stop.value !== undefined)
+    return fail(
+      'bad-argument',
+      'CCA merge makes dense maps, which a partial zip cannot hand to one head per model: merge fully (no --stop-at; the models must score the same classes), or use --method zipit.',
+    );
   const maps = checkSameStructure(graphs, labels, stop.value ? stop.value.position + 1 : undefined);
   if (!maps.ok) return maps;
   const shape = modelImageShape(models[0]!);
@@ -627,11 +656,6 @@ function matchSpaces(
     if (options.method === 'cca') {
       const transform = ccaSpace(space, covariance, options, numModels);
       if (!transform.ok) return transform;
-      if (match.mergedWidth !== undefined && match.mergedWidth !== space.width)
-        return fail(
-          'bad-argument',
-          `Space ${space.id}: Expected --merged-width to be ${space.width} (the per-model width) for cca, got ${match.mergedWidth}`,
-        );
       transforms.set(space.id, transform.value);
       reports.push({
         id: space.id,
@@ -734,11 +758,13 @@ function dualSpaceSimilarities(
     prepared.mergeable,
     alignmentFromPermutations(permutations, numModels),
   );
-  return ok(
-    new Map(
-      [...activation].map(([id, r]) => [id, mixSimilarities(r, similarities.get(id)!, share)]),
-    ),
-  );
+  // Each space's weight similarity is released once mixed: (Kn)^2 float64 each.
+  const mixed = new Map<number, Float64Array>();
+  for (const [id, r] of activation) {
+    mixed.set(id, mixSimilarities(r, similarities.get(id)!, share));
+    similarities.delete(id);
+  }
+  return ok(mixed);
 }
 
 /** A space's covariance from precomputed statistics, which must be for this merge's sizes. */

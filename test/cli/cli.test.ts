@@ -287,6 +287,14 @@ test('zipit merge --method cca and --weight-similarity: a folded pair merges and
   assert.equal(dual.code, 0, dual.stderr);
   const report = JSON.parse(dual.stdout) as { parameters: { weightSimilarity?: number } };
   assert.equal(report.parameters.weightSimilarity, 0.25);
+  const unused = await merge('--method', 'cca', '--weight-similarity', '0.5');
+  assert.equal(unused.code, 1);
+  assert.match(
+    unused.stderr,
+    /^zipit: error: --weight-similarity mixes weights into the correlation/,
+  );
+  const blank = await merge('--weight-similarity', ' ');
+  assert.equal(blank.code, 1);
   const bad = await merge('--weight-similarity', 'lots');
   assert.equal(bad.code, 1);
   assert.equal(
