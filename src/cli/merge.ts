@@ -88,7 +88,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
             .requiredOption('--out <file>', 'where to write the merged ONNX model')
             .option(
               '--method <name>',
-              'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching) | cca (CCA merge: dense linear maps instead of matchings; models without BatchNorm nodes)',
+              'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching) | cca (CCA merge: dense linear maps instead of matchings; full merges of models without per-channel scales such as BatchNorm)',
               'zipit',
             )
             .option(

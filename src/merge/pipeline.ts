@@ -628,10 +628,7 @@ function matchSpaces(
     byWeights = found.value.matchings;
   }
   const correlationOf = (space: FeatureSpace): Result<Float64Array> => {
-    const accumulator =
-      options.statistics === undefined
-        ? ok(covariance.get(space.id)!)
-        : givenCovariance(options.statistics, space, numModels);
+    const accumulator = accumulatorOf(space, covariance, options, numModels);
     if (!accumulator.ok) return accumulator;
     const correlation = finalizeCorrelation(accumulator.value);
     if (!correlation.ok)
@@ -691,6 +688,18 @@ function matchSpaces(
   return ok({ transforms, reports, correlations });
 }
 
+/** A space's statistics: from the pass, or from the given (summed shard) statistics. */
+function accumulatorOf(
+  space: FeatureSpace,
+  covariance: ReadonlyMap<number, CovarianceAccumulator>,
+  options: MergeOptions,
+  numModels: number,
+): Result<CovarianceAccumulator> {
+  return options.statistics === undefined
+    ? ok(covariance.get(space.id)!)
+    : givenCovariance(options.statistics, space, numModels);
+}
+
 /** A space's CCA merge (cca.ts) from its covariance, from the pass or the given statistics. */
 function ccaSpace(
   space: FeatureSpace,
@@ -698,10 +707,7 @@ function ccaSpace(
   options: MergeOptions,
   numModels: number,
 ): Result<SpaceTransform> {
-  const accumulator =
-    options.statistics === undefined
-      ? ok(covariance.get(space.id)!)
-      : givenCovariance(options.statistics, space, numModels);
+  const accumulator = accumulatorOf(space, covariance, options, numModels);
   if (!accumulator.ok) return accumulator;
   const statistics = accumulator.value.finalize();
   if (!statistics.ok) return fail(statistics.reason, `Space ${space.id}: ${statistics.message}`);
