@@ -177,7 +177,7 @@ export function withProcedureOptions(command: Command): Command {
 export function logitsOption(): Option {
   return new Option(
     '--logits <rule>',
-    "merged logits: standardize (each class to mean 0, std 1 on the merge data, folded into the output layer; every head of a partial zip) or raw (as merged, the paper's)",
+    "merged logits: standardize (each class to mean 0, std 1 on the merge data, folded into the output Gemm or appended after the output; every head of a partial zip) or raw (as merged, the paper's)",
   )
     .choices(LOGIT_RULES)
     .default(RECOMMENDED_MERGE.logits);

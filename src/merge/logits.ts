@@ -9,7 +9,9 @@
  * data puts the classes on one scale without labels. A partial zip's heads are each source's own
  * classifier on a shared trunk, and joint accuracy compares their confidences in the same way.
  * Exact as a function of the logits: the output layer's row c is multiplied by 1/std_c and its
- * bias becomes (b_c - mean_c)/std_c.
+ * bias becomes (b_c - mean_c)/std_c. An output not written by such a layer (a Relu after it, a
+ * MatMul and Add, a convolutional head, two outputs of one Gemm) gets the same affine map as two
+ * nodes appended to it instead, so every classifier shape is standardised the same way.
  */
 import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import type { Batches } from '../data/dataset.js';
@@ -51,28 +53,30 @@ function readsOtherOutputs(model: Model, output: string): boolean {
   return false;
 }
 
-/** The Gemm writing `output`, or why there is none to standardise. */
-function outputLayer(model: Model, output: string): Result<OutputLayer> {
+/**
+ * The Gemm writing `output` whose weight and bias are float32 initializers, in which the
+ * standardisation can be folded; undefined when there is none (the map is then appended).
+ */
+function foldableLayer(model: Model, output: string): OutputLayer | undefined {
   const producer = (value: string) => model.graph.nodes.find((n) => n.outputs[0] === value);
   let gemm = producer(output);
   // Our zoo names the logits through an Identity.
   while (gemm?.opType === 'Identity') gemm = producer(gemm.inputs[0]!);
-  const weight = gemm?.inputs[1];
-  const bias = gemm?.inputs[2];
+  if (gemm?.opType !== 'Gemm' || intAttr(gemm, 'transA', 0) !== 0) return undefined;
+  const [weight, bias] = [gemm.inputs[1], gemm.inputs[2]];
   const w = weight === undefined ? undefined : model.graph.initializers.get(weight);
   const b = bias === undefined ? undefined : model.graph.initializers.get(bias);
-  if (gemm?.opType !== 'Gemm' || w?.dtype !== 'float32' || b?.dtype !== 'float32')
-    return fail(
-      'unsupported-model',
-      `Logit standardisation needs each output made by a Gemm with weight and bias initializers; ${gemm?.name ?? 'no node'} is not one (use --logits raw).`,
-    );
-  if (intAttr(gemm, 'transA', 0) !== 0 || w.dims.length !== 2)
-    return fail('unsupported-model', `${gemm.name}: expected a 2-D weight and transA = 0.`);
+  if (w?.dtype !== 'float32' || b?.dtype !== 'float32' || w.dims.length !== 2) return undefined;
   const transB = intAttr(gemm, 'transB', 0) === 1;
   const classes = transB ? w.dims[0]! : w.dims[1]!;
-  if (b.data.length !== classes)
-    return fail('unsupported-model', `${gemm.name}: expected a bias of ${classes} values.`);
-  return ok({ weight: weight!, bias: bias!, transB, classes });
+  // A bias broadcast from fewer values cannot carry one shift per class.
+  if (b.data.length !== classes) return undefined;
+  // Shared between outputs or graph values that something else reads: folding would change them.
+  const readers = model.graph.nodes.filter(
+    (n) => n.inputs.includes(weight!) || n.inputs.includes(bias!),
+  );
+  if (readers.length !== 1) return undefined;
+  return { weight: weight!, bias: bias!, transB, classes };
 }
 
 /** Per output, per column over the data: mean and population standard deviation, in float64. */
@@ -81,15 +85,11 @@ async function logitMoments(
   data: Batches,
   inputDims: readonly number[],
   outputs: readonly string[],
-  layers: readonly OutputLayer[],
   options: { threads?: number; onProgress?: ProgressListener },
 ): Promise<Result<{ mean: Float64Array; std: Float64Array }[]>> {
   const session = await createSession(model, { threads: options.threads ?? 2 });
   if (!session.ok) return session;
-  const sums = layers.map((l) => ({
-    sum: new Float64Array(l.classes),
-    square: new Float64Array(l.classes),
-  }));
+  let sums: { sum: Float64Array; square: Float64Array }[] | undefined;
   let count = 0;
   let seen = 0;
   try {
@@ -99,10 +99,23 @@ async function logitMoments(
         { [input]: { dtype: 'float32', dims: [batch.size, ...inputDims], data: batch.input } },
         [...outputs],
       );
+      if (sums === undefined) {
+        const shapes = outputs.map((name) => result[name]!.dims);
+        const bad = shapes.findIndex((d) => d.length !== 2 || d[0] !== batch.size);
+        if (bad >= 0)
+          return fail(
+            'unsupported-model',
+            `Logit standardisation needs each output shaped [batch, classes]; '${outputs[bad]}' is [${shapes[bad]!.join(', ')}] (use --logits raw).`,
+          );
+        sums = shapes.map((d) => ({
+          sum: new Float64Array(d[1]!),
+          square: new Float64Array(d[1]!),
+        }));
+      }
       for (const [k, name] of outputs.entries()) {
         const logits = result[name]!.data as Float32Array;
-        const classes = layers[k]!.classes;
         const { sum, square } = sums[k]!;
+        const classes = sum.length;
         for (let i = 0; i < batch.size; i++)
           for (let c = 0; c < classes; c++) {
             const v = logits[i * classes + c]!;
@@ -119,6 +132,7 @@ async function logitMoments(
   } finally {
     await session.value.release();
   }
+  if (sums === undefined) return fail('bad-dataset', 'No merge data to standardise the logits on.');
   const n = Math.max(1, count);
   return ok(
     sums.map(({ sum, square }) => {
@@ -129,11 +143,33 @@ async function logitMoments(
   );
 }
 
+/** Folds (z - mean) * scale into the Gemm's rows and bias. */
+function foldInto(
+  initializers: Map<string, Tensor>,
+  { weight, bias, transB, classes }: OutputLayer,
+  mean: Float64Array,
+  scale: readonly number[],
+): void {
+  const w = initializers.get(weight) as Tensor<'float32'>;
+  const b = initializers.get(bias) as Tensor<'float32'>;
+  const inner = w.data.length / classes;
+  const newWeight = Float32Array.from(w.data);
+  for (let c = 0; c < classes; c++)
+    for (let j = 0; j < inner; j++) {
+      const at = transB ? c * inner + j : j * classes + c;
+      newWeight[at] = w.data[at]! * scale[c]!;
+    }
+  const newBias = Float32Array.from(b.data, (v, c) => (v - mean[c]!) * scale[c]!);
+  initializers.set(weight, float32Tensor([...w.dims], newWeight));
+  initializers.set(bias, float32Tensor([...b.dims], newBias));
+}
+
 /**
- * The model with each logit of every output standardised over `data` (mean 0, std 1), folded
- * into the Gemm that writes the output (a model with one head per source has one per head; its
- * combined output, made from the heads, follows them). A class whose logit is constant on the
- * data keeps its scale (only the shift applies).
+ * The model with each logit of every output standardised over `data` (mean 0, std 1): folded
+ * into the Gemm that writes the output where there is one of its own, else appended as
+ * `Mul(Sub(z, mean), scale)` under the output's name. A model with one head per source has one
+ * map per head; its combined output, made from the heads, follows them. A class whose logit is
+ * constant on the data keeps its scale (only the shift applies).
  */
 export async function standardizeLogits(
   model: Model,
@@ -141,43 +177,66 @@ export async function standardizeLogits(
   inputDims: readonly number[],
   options: { threads?: number; onProgress?: ProgressListener } = {},
 ): Promise<Result<Model>> {
-  const layers: OutputLayer[] = [];
-  const outputs = model.graph.outputs.filter((o) => !readsOtherOutputs(model, o.name));
-  for (const output of outputs) {
-    const layer = outputLayer(model, output.name);
-    if (!layer.ok) return layer;
-    if (layers.some((l) => l.weight === layer.value.weight))
-      return fail(
-        'unsupported-model',
-        `Two outputs come from one Gemm (${layer.value.weight}); standardise needs one per output (use --logits raw).`,
-      );
-    layers.push(layer.value);
-  }
-  const moments = await logitMoments(
-    model,
-    data,
-    inputDims,
-    outputs.map((o) => o.name),
-    layers,
-    options,
-  );
+  const outputs = model.graph.outputs
+    .filter((o) => !readsOtherOutputs(model, o.name))
+    .map((o) => o.name);
+  const moments = await logitMoments(model, data, inputDims, outputs, options);
   if (!moments.ok) return moments;
   const initializers = new Map(model.graph.initializers);
-  for (const [k, { weight, bias, transB, classes }] of layers.entries()) {
+  const taken = new Set(model.graph.nodes.flatMap((n) => [...n.inputs, ...n.outputs]));
+  for (const input of model.graph.inputs) taken.add(input.name);
+  for (const name of initializers.keys()) taken.add(name);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+  const nodes = [...model.graph.nodes];
+  for (const [k, output] of outputs.entries()) {
     const { mean, std } = moments.value[k]!;
-    const w = model.graph.initializers.get(weight) as Tensor<'float32'>;
-    const b = model.graph.initializers.get(bias) as Tensor<'float32'>;
-    const inner = w.data.length / classes;
     const scale = Array.from(std, (s) => (s > 1e-12 ? 1 / s : 1));
-    const newWeight = Float32Array.from(w.data);
-    for (let c = 0; c < classes; c++)
-      for (let j = 0; j < inner; j++) {
-        const at = transB ? c * inner + j : j * classes + c;
-        newWeight[at] = w.data[at]! * scale[c]!;
-      }
-    const newBias = Float32Array.from(b.data, (v, c) => (v - mean[c]!) * scale[c]!);
-    initializers.set(weight, float32Tensor([...w.dims], newWeight));
-    initializers.set(bias, float32Tensor([...b.dims], newBias));
+    const layer = foldableLayer(model, output);
+    if (layer !== undefined && layer.classes === mean.length) {
+      foldInto(initializers, layer, mean, scale);
+      continue;
+    }
+    // The producer now writes a new value; two nodes right after it rebuild the output, so
+    // readers of the output (a combined output) see the standardised logits in graph order.
+    const at = nodes.findIndex((n) => n.outputs.includes(output));
+    if (at < 0)
+      return fail(
+        'unsupported-model',
+        `Output '${output}' is not written by any node; nothing to standardise (use --logits raw).`,
+      );
+    const raw = fresh(`${output}_raw`);
+    const meanName = fresh(`${output}_logit_mean`);
+    const scaleName = fresh(`${output}_logit_scale`);
+    const centred = fresh(`${output}_centred`);
+    initializers.set(meanName, float32Tensor([mean.length], Float32Array.from(mean)));
+    initializers.set(scaleName, float32Tensor([scale.length], Float32Array.from(scale)));
+    const producer = nodes[at]!;
+    nodes.splice(
+      at,
+      1,
+      { ...producer, outputs: producer.outputs.map((v) => (v === output ? raw : v)) },
+      {
+        name: fresh(`${output}_standardize_sub`),
+        opType: 'Sub',
+        domain: '',
+        inputs: [raw, meanName],
+        outputs: [centred],
+        attributes: {},
+      },
+      {
+        name: fresh(`${output}_standardize_mul`),
+        opType: 'Mul',
+        domain: '',
+        inputs: [centred, scaleName],
+        outputs: [output],
+        attributes: {},
+      },
+    );
   }
-  return ok({ ...model, graph: { ...model.graph, initializers } });
+  return ok({ ...model, graph: { ...model.graph, nodes, initializers } });
 }

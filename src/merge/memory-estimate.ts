@@ -43,6 +43,8 @@ export interface MemoryEstimateOptions {
   readonly method?: MatchMethod;
   /** Bytes of the K models' initializers (0 when unknown). */
   readonly modelBytes?: number;
+  /** Whether ZipIt!/Permute mix weight similarity in (dual-space.ts): two more (Kn)^2 per space. */
+  readonly weightSimilarity?: boolean;
 }
 
 /**
@@ -194,6 +196,19 @@ export function estimateStatisticsMemory(
         8 * square +
         matcherBytes(method, numModels, space.width),
     );
+  }
+  if (options.weightSimilarity === true && (method === 'zipit' || method === 'permute')) {
+    // Dual-space matching (pipeline.ts) finalizes every correlation first and keeps them all;
+    // it holds the weight similarities of the spaces built so far while it builds the next one
+    // (a Gram and its cosine), then turns each into a mixed matrix as it releases it; the
+    // matching then reads the mixed matrices with every correlation still kept for the report.
+    let all = 0;
+    let widest = 0;
+    for (const space of spaces) {
+      all += 8 * squareOf(space);
+      widest = Math.max(widest, 8 * squareOf(space));
+    }
+    peak = Math.max(peak, 2 * all + Math.max(widest, matcher));
   }
   return {
     accumulators,

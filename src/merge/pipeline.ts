@@ -326,7 +326,11 @@ function prepare(
       models.length,
       spaceSizes(graphs[0]!, mergeable),
       batchSize,
-      { method: parsed.value.method, modelBytes: weightBytes(models) },
+      {
+        method: parsed.value.method,
+        modelBytes: weightBytes(models),
+        weightSimilarity: usesWeightSimilarity(options),
+      },
     );
     const fits = checkMemoryBudget(estimate, models.length, options.memoryLimit);
     if (!fits.ok) return fits;

@@ -12,6 +12,7 @@ import { standardizeLogits } from '../../src/merge/logits.js';
 import { mergeModels } from '../../src/merge/pipeline.js';
 import { readModelFile } from '../../src/onnx/files.js';
 import type { Model } from '../../src/onnx/model.js';
+import { int64Tensor } from '../../src/onnx/tensor.js';
 import { TEST_DIR } from '../helpers.js';
 
 const train = loadFashionMnist('train');
@@ -110,27 +111,65 @@ test('a merge asked to standardise its logits does so on a full zip and on every
     }
 });
 
-test('EXPECTED FAILURE - standardising a model whose output is not made by a Gemm names the node', async () => {
+/** The MLP fixture with `extra` appended to its output: the output is no longer a Gemm's. */
+function bentMlp(extra: 'relu' | 'unsqueeze'): Model {
   const model = read('torch-fmnist/mlp/a.onnx');
-  // The logits through a Relu: no output layer to fold a scale into.
   const output = model.graph.outputs[0]!.name;
   const nodes = model.graph.nodes.map((n) =>
-    n.outputs[0] === output ? { ...n, outputs: ['pre_relu'] } : n,
+    n.outputs[0] === output ? { ...n, outputs: ['pre_last'] } : n,
   );
+  const initializers = new Map(model.graph.initializers);
+  if (extra === 'unsqueeze') initializers.set('axes_2', int64Tensor([1], [2]));
   nodes.push({
-    name: 'last_relu',
-    opType: 'Relu',
+    name: 'last_op',
+    opType: extra === 'relu' ? 'Relu' : 'Unsqueeze',
     domain: '',
-    inputs: ['pre_relu'],
+    inputs: extra === 'relu' ? ['pre_last'] : ['pre_last', 'axes_2'],
     outputs: [output],
     attributes: {},
   });
-  const bent = { ...model, graph: { ...model.graph, nodes } };
+  // Declared without a shape: the Unsqueeze changes it.
+  const outputs = [{ name: output, elemType: 1 }];
+  return { ...model, graph: { ...model.graph, nodes, initializers, outputs } };
+}
+
+test('standardising an output not written by a Gemm appends the map: (z - mean) / std of its own logits', async () => {
+  const bent = bentMlp('relu');
+  const pass = batches(data.value, { batchSize: 64, normalization });
+  assert.ok(pass.ok);
+  const result = await standardizeLogits(bent, pass.value, dims);
+  assert.ok(result.ok, result.ok ? '' : result.message);
+  // Two nodes more, the weights untouched, the output's name kept.
+  assert.equal(result.value.graph.nodes.length, bent.graph.nodes.length + 2);
+  assert.equal(result.value.graph.outputs[0]!.name, bent.graph.outputs[0]!.name);
+  for (const [name, tensor] of bent.graph.initializers)
+    assert.deepEqual(result.value.graph.initializers.get(name), tensor);
+  const before = await logits(bent);
+  const after = await logits(result.value);
+  const count = before.length / 10;
+  for (let c = 0; c < 10; c++) {
+    let sum = 0;
+    for (let i = 0; i < count; i++) sum += before[i * 10 + c]!;
+    const mean = sum / count;
+    let square = 0;
+    for (let i = 0; i < count; i++) square += (before[i * 10 + c]! - mean) ** 2;
+    // A class the Relu zeroes everywhere is constant: only the shift applies.
+    const std = Math.sqrt(square / count) > 1e-12 ? Math.sqrt(square / count) : 1;
+    for (let i = 0; i < count; i++)
+      assert.ok(Math.abs(after[i * 10 + c]! - (before[i * 10 + c]! - mean) / std) < 1e-4);
+  }
+});
+
+test('EXPECTED FAILURE - standardising an output that is not [batch, classes] names the output', async () => {
+  const bent = bentMlp('unsqueeze');
   const pass = batches(data.value, { batchSize: 64, normalization });
   assert.ok(pass.ok);
   const result = await standardizeLogits(bent, pass.value, dims);
   assert.equal(result.ok, false);
-  assert.match(result.ok ? '' : result.message, /last_relu is not one \(use --logits raw\)/);
+  assert.match(
+    result.ok ? '' : result.message,
+    /needs each output shaped \[batch, classes\]; '.+' is \[64, 10, 1\] \(use --logits raw\)/,
+  );
 });
 
 test('a model with one head per source gets every head standardised: each class of each output has mean 0 and std 1 on the data', async () => {

@@ -36,6 +36,12 @@ test('the estimate is the peak over the pass, each finalize and each matching, b
   // term is the released buffer V8 has not freed yet). The pass is the peak.
   assert.equal(estimate.total, 4304);
   assert.deepEqual(estimate.largestSpace, { id: 2, width: 5 });
+  // Dual-space matching keeps every correlation (1088) and every mixed matrix (1088) while the
+  // matcher (2300) runs: 4476, above the pass.
+  assert.equal(estimateStatisticsMemory(2, spaces, 10, { weightSimilarity: true }).total, 4476);
+  // Permute's: 2176 + the widest Gram or cosine (800) = 2976, below the pass; wavg reads none.
+  const dualPermute = { method: 'permute', weightSimilarity: true } as const;
+  assert.equal(estimateStatisticsMemory(2, spaces, 10, dualPermute).total, 4304);
   // Permute's matcher is an n x n cost matrix; wavg reads no statistics at all.
   assert.equal(estimateStatisticsMemory(2, spaces, 10, { method: 'permute' }).matcher, 8 * 25);
   const wavg = estimateStatisticsMemory(2, spaces, 10, { method: 'wavg', modelBytes: 1e6 });
@@ -54,9 +60,11 @@ test('the estimate is the peak over the pass, each finalize and each matching, b
  * Peaks measured with `/usr/bin/time -v` (maximum resident set size) on two 784-n-10 MLPs from
  * `node --import tsx bench/hostile-models.ts wide-mlp <n> <seed> <file>` (seeds 1 and 2), merged
  * with `zipit merge a.onnx b.onnx --out m.onnx --mean 0.286 --std 0.353 --samples 100
- * --method <m>` on one machine (Node 20, 2 cores).
+ * --method <m>` on one machine (Node 20, 2 cores); `dual` adds `--weight-similarity 0.25 --logits
+ * raw` (measured 2026-11-30 beside two training jobs, which changes time, not memory).
  */
 const MEASURED = [
+  { width: 4000, method: 'zipit', peakKiB: 2243264, dual: true },
   { width: 4000, method: 'zipit', peakKiB: 2205676 },
   { width: 4000, method: 'permute', peakKiB: 1905540 },
   { width: 4000, method: 'wavg', peakKiB: 304488 },
@@ -65,16 +73,21 @@ const MEASURED = [
 ] as const;
 
 test('the estimate tracks the measured peaks of the wide-MLP merges within 10%', () => {
-  for (const { width, method, peakKiB } of MEASURED) {
+  for (const { width, method, peakKiB, ...rest } of MEASURED) {
+    const dual = 'dual' in rest;
     const peak = peakKiB * 1024;
     // 784-n-10 with biases, float32, two models.
     const modelBytes = 2 * 4 * (784 * width + width + 10 * width + 10);
     const estimate = estimateStatisticsMemory(2, [{ id: 1, width, positionsPerSample: 1 }], 128, {
       method,
       modelBytes,
+      weightSimilarity: dual,
     });
     const ratio = estimate.total / peak;
-    assert.ok(ratio > 0.9 && ratio < 1.1, `${method} n=${width}: estimate/peak ${ratio}`);
+    assert.ok(
+      ratio > 0.9 && ratio < 1.1,
+      `${method}${dual ? ' dual-space' : ''} n=${width}: estimate/peak ${ratio}`,
+    );
   }
 });
 
