@@ -105,7 +105,9 @@ export {
  * it must give the model back.
  */
 export {
+  HEAD_ORDER_RULES,
   mergeModels,
+  type HeadOrderRule,
   type MergeOptions,
   type MergeResult,
   type MergeReport,

@@ -2,7 +2,13 @@
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { RECOMMENDED_MERGE, defaultMemoryLimit, HEAD_RULES, LOGIT_RULES } from '../index.js';
+import {
+  RECOMMENDED_MERGE,
+  defaultMemoryLimit,
+  HEAD_ORDER_RULES,
+  HEAD_RULES,
+  LOGIT_RULES,
+} from '../index.js';
 import type { ProgressListener } from '../progress.js';
 import type { CliIo } from './command.js';
 import { printable } from './printable.js';
@@ -171,6 +177,16 @@ export function withResetSourcesOptions(command: Command): Command {
  */
 export function withProcedureOptions(command: Command): Command {
   return withResetSourcesOptions(command.addOption(headOption())).addOption(logitsOption());
+}
+
+/** `--heads <rule>`: a transformer's attention heads matched to heads, or kept in place. */
+export function headsOption(): Option {
+  return new Option(
+    '--heads <rule>',
+    "attention heads (transformers): match (reorder each model's heads to face model 0's most similar before matching within heads) or in-place (head i with head i)",
+  )
+    .choices(HEAD_ORDER_RULES)
+    .default('match');
 }
 
 /** `--logits <rule>`: a merge's logits as merged, or standardised on the merge data. */

@@ -10,8 +10,10 @@ import {
   type LogitRule,
   type MethodSpec,
 } from '../index.js';
+import type { HeadOrderRule } from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
+  headsOption,
   dataOption,
   withProcedureOptions,
   progressBar,
@@ -39,6 +41,7 @@ interface CompareFlags extends MergeInputFlags, ZipitFlags, RunFlags {
   head: HeadRule;
   resetSources: boolean;
   logits: LogitRule;
+  heads: HeadOrderRule;
 }
 
 /** Registers `zipit compare`. */
@@ -64,7 +67,8 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             )
             .option('--report <file>', 'write a self-contained HTML report')
             .option('--json', 'print the rows as one JSON object')
-            .option('--no-repair', 'skip the statistics correction'),
+            .option('--no-repair', 'skip the statistics correction')
+            .addOption(headsOption()),
         ),
       ),
     ),
@@ -103,6 +107,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
         head: flags.head,
         resetSources: flags.resetSources,
         logits: flags.logits,
+        heads: flags.heads,
         threads: flags.threads,
         stopPoints: stopPoints.value,
         onProgress: bar.listener,
@@ -118,6 +123,7 @@ export const registerCompare: RegisterCommand = (program, io, run) => {
             head: flags.head,
             resetSources: flags.resetSources,
             logits: flags.logits,
+            heads: flags.heads,
             rows: result.value.rows,
           }),
         );

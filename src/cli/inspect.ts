@@ -30,6 +30,7 @@ export const registerInspect: RegisterCommand = (program, io, run) => {
           consumers: s.consumers,
           parameters: s.parameters,
           site: s.site?.value ?? null,
+          ...(s.groups !== undefined ? { heads: s.groups } : {}),
         }));
         // FLOPs of a two-model multi-head result: the trunk once, then one head per model.
         const stopPoints = findStopPoints(graph.value, spaces.value).map((p) => ({
@@ -60,7 +61,9 @@ export const registerInspect: RegisterCommand = (program, io, run) => {
           `${path}: ${nodes} nodes, ${(macs / 1e6).toFixed(1)}M MACs per image, ${list.length} feature spaces`,
         );
         for (const s of list) {
-          const kind = s.kind === 'fixed' ? `fixed (${s.fixedBy})` : s.kind;
+          const kind =
+            (s.kind === 'fixed' ? `fixed (${s.fixedBy})` : s.kind) +
+            (s.heads !== undefined ? `, ${s.heads} attention heads` : '');
           say(`  space ${String(s.id).padStart(2)}  width ${String(s.width).padStart(4)}  ${kind}`);
           say(`      producers: ${s.producers.join(', ') || '-'}`);
           say(`      consumers: ${s.consumers.join(', ') || '-'}`);

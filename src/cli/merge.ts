@@ -23,8 +23,10 @@ import {
   type Tuning,
   writeModelFile,
 } from '../index.js';
+import type { HeadOrderRule } from '../index.js';
 import type { RegisterCommand } from './command.js';
 import {
+  headsOption,
   dataOption,
   withProcedureOptions,
   maxMemoryOption,
@@ -61,6 +63,7 @@ interface MergeFlags extends MergeInputFlags, TunableZipitFlags, BatchRunFlags {
   head: HeadRule;
   resetSources: boolean;
   logits: LogitRule;
+  heads: HeadOrderRule;
   weightSimilarity: string;
 }
 
@@ -91,6 +94,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
               'zipit | permute | wavg | weights (Git Re-Basin weight matching: no data for the matching) | cca (CCA merge: dense linear maps instead of matchings; full merges of models without per-channel scales such as BatchNorm)',
               'zipit',
             )
+            .addOption(headsOption())
             .option(
               '--weight-similarity <share>',
               "dual-space matching (zipit, permute): match on this share, in [0, 1], of the features' weight similarity mixed into their activation correlation",
@@ -266,6 +270,7 @@ export const registerMerge: RegisterCommand = (program, io, run) => {
           head: flags.head,
           resetSources: flags.resetSources,
           logits: flags.logits,
+          heads: flags.heads,
           threads: flags.threads,
           batchSize: flags.batch,
           memoryLimit: flags.maxMemory * 2 ** 30,

@@ -8,7 +8,7 @@ import { countMacs } from '../graph/flops.js';
 import { DEFAULT_MATCH_OPTIONS, type MatchMethod } from '../match/index.js';
 import type { HeadRule } from '../merge/class-head.js';
 import type { LogitRule } from '../merge/logits.js';
-import { mergeModels, type MergeResult } from '../merge/pipeline.js';
+import { mergeModels, type HeadOrderRule, type MergeResult } from '../merge/pipeline.js';
 import { resetSources } from '../merge/source-reset.js';
 import { checkStopPoints } from '../merge/stop-points.js';
 import type { Model } from '../onnx/model.js';
@@ -70,6 +70,8 @@ export interface CompareInput {
   readonly resetSources?: boolean;
   /** The merged logits (default 'raw'): standardised or raw, every head of a partial zip too. */
   readonly logits?: LogitRule;
+  /** Attention heads matched to heads (default) or kept in place (MergeOptions.heads). */
+  readonly heads?: HeadOrderRule;
 }
 
 /** The table rows and the merges behind them (by method name). */
@@ -164,6 +166,7 @@ export async function compareMethods(input: CompareInput): Promise<Result<Compar
         trainedClasses: input.tasks,
         head: input.head ?? 'average',
         logits: input.logits ?? 'raw',
+        ...(input.heads !== undefined ? { heads: input.heads } : {}),
         // Reset above, once for every merge.
         ...(input.resetSources === true ? { resetSources: 'already' as const } : {}),
         threads,

@@ -22,8 +22,15 @@ export function countMacs(graph: AnalyzedGraph): number {
 export function nodeMacs(graph: AnalyzedGraph, node: Node): number {
   const weight = graph.model.graph.initializers.get(node.inputs[1] ?? '');
   const out = graph.states.get(node.outputs[0] ?? '')?.shape;
-  if (weight === undefined || out === undefined) return 0;
+  if (out === undefined) return 0;
   const perImage = staticSize(out.slice(1)) ?? 0;
+  if (weight === undefined) {
+    // MatMul of two activations (attention's scores and their use): each output sums K products.
+    if (node.opType !== 'MatMul') return 0;
+    const a = graph.states.get(node.inputs[0] ?? '')?.shape ?? [];
+    const inner = a[a.length - 1];
+    return typeof inner === 'number' ? perImage * inner : 0;
+  }
   if (node.opType === 'Conv') {
     const [, inPerGroup, ...kernel] = weight.dims;
     return perImage * (inPerGroup ?? 1) * kernel.reduce((a, b) => a * b, 1);

@@ -9,6 +9,7 @@ import { intAttr } from './attributes.js';
 import { gemmWeightAxes } from './rules/gemm.js';
 import { normalizeAxis } from './rules/helpers.js';
 import { reduceAxesOf } from './rules/pool.js';
+import { sliceSpec, transposePerm } from './rules/shape-ops.js';
 import type { OpRole } from './rules/types.js';
 import { broadcastAxis, layoutWidth, reshapedLayout } from './space-layouts.js';
 import type { ChannelLayout, Segment } from './space-types.js';
@@ -99,11 +100,28 @@ function weightStep(walk: SpaceWalk, node: Node): Result<void> {
   const out = node.outputs[0] ?? '';
   const weight = walk.initializer(node.inputs[1] ?? '')!;
   const axes = weightAxes(walk, node, weight.dims);
-  const inLayout = walk.layouts.get(x);
+  // A value without channels (a statistic over them) is read like a fixed space: never merged.
+  // Attention scores read by a weight mix heads by index: those heads stay in place.
+  const scores = walk.scores.get(x);
+  if (scores !== undefined) walk.headsInPlace.add(scores.space);
+  const inLayout = walk.channelFree.has(x)
+    ? walk.fixedReading(
+        x,
+        axes.inputAxis,
+        axes.inputs,
+        walk.order(node),
+        `value '${x}' without channels`,
+      )
+    : walk.layouts.get(x);
   if (inLayout === undefined)
     return fail(
       'unsupported-model',
       `Node '${node.name}' reads '${x}', whose channels zipit could not trace.`,
+    );
+  if (inLayout.heads !== undefined)
+    return refuse(
+      node,
+      `reads '${x}', whose channels are split into attention heads; zipit follows heads only from the projections through the attention to its output projection.`,
     );
   // Read before written: a fixed space opened for the input comes before the output's.
   const consumed = consumedLayout(walk, node, inLayout, axes);
@@ -178,6 +196,15 @@ function consumedLayout(
 /** Ops that treat axis 1 as the channels (NCHW) and mix the axes after it. */
 const NCHW_OPS = new Set(['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Conv']);
 
+/** Ops that pool or reduce over axes of their input. */
+const REDUCTIONS = new Set([
+  'ReduceMean',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+]);
+
 /** Binary arithmetic, whose constant operand may come first (`Mul(scale, x)`). */
 const BINARY_OPS = new Set(['Add', 'Sub', 'Mul', 'Div']);
 
@@ -229,18 +256,51 @@ function parameterAxis(
  */
 function perChannelStep(walk: SpaceWalk, node: Node): Result<void> {
   const index = activationInput(walk, node);
-  if (index === undefined) return DONE; // e.g. Cast of a shape value
+  const out = node.outputs[0] ?? '';
+  if (index === undefined) {
+    // A value without channels stays one (the variance plus epsilon, its square root), unless
+    // a constant broadcasts it to a new shape (a scale per channel): then it has channels again.
+    const free = node.inputs.find((i) => walk.channelFree.has(i));
+    if (free === undefined) return DONE; // e.g. Cast of a shape value
+    const [a, b] = [walk.shapeOf(free), walk.shapeOf(out)];
+    if (a.length !== b.length || a.some((d, i) => d !== b[i]))
+      return refuse(
+        node,
+        `broadcasts '${free}', a value without channels (a statistic over them), to ${formatShape(b)}; zipit cannot tell which channels it then has.`,
+      );
+    walk.free(out, node.inputs);
+    return DONE;
+  }
   const x = node.inputs[index]!;
   const inLayout = walk.layouts.get(x)!;
-  const rank = walk.shapeOf(node.outputs[0] ?? '').length;
+  const rank = walk.shapeOf(out).length;
   if (NCHW_OPS.has(node.opType) && inLayout.axis !== 1)
     return refuse(
       node,
       `treats axis 1 as the channels, but the channels of '${x}' are on axis ${inLayout.axis}; zipit cannot follow it.`,
     );
-  if (node.opType === 'ReduceMean' && reducesChannels(walk, node, inLayout))
-    return barrierStep(walk, node);
-  walk.layouts.set(node.outputs[0] ?? '', inLayout);
+  if (inLayout.heads !== undefined && REDUCTIONS.has(node.opType))
+    return refuse(
+      node,
+      `reduces '${x}', whose channels are split into attention heads; zipit cannot follow it.`,
+    );
+  if (node.opType === 'ReduceMean' && reducesChannels(walk, node, inLayout)) {
+    // A mean over the channels (a LayerNorm written out): the same under any permutation.
+    walk.free(out, node.inputs);
+    return DONE;
+  }
+  if (inLayout.heads !== undefined) {
+    const vector = node.inputs.find(
+      (p, i) => i !== index && (walk.initializer(p)?.data.length ?? 1) > 1,
+    );
+    if (vector !== undefined)
+      return refuse(
+        node,
+        `applies '${vector}' to attention heads; zipit follows only scalars there (the attention scale).`,
+      );
+  }
+  walk.layouts.set(out, inLayout);
+  if (inLayout.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(x) ?? '');
   for (const [i, p] of node.inputs.entries()) {
     if (i === index || p === '' || p === x) continue;
     const parameter = walk.initializer(p);
@@ -292,15 +352,28 @@ function computedChannelConstant(
  * numpy broadcasting the channel axes line up when they sit equally far from the last axis.
  */
 function residualStep(walk: SpaceWalk, node: Node): Result<void> {
-  const first = walk.layouts.get(node.inputs[0] ?? '');
-  const inputs = node.inputs.map((i) => walk.layouts.get(i));
+  const out = node.outputs[0] ?? '';
+  // Values without channels broadcast over them (x - mean, x / std of a LayerNorm written out).
+  const names = node.inputs.filter((i) => !walk.channelFree.has(i));
+  if (names.length === 0) {
+    walk.free(out, node.inputs);
+    return DONE;
+  }
+  const first = walk.layouts.get(names[0] ?? '');
+  const inputs = names.map((i) => walk.layouts.get(i));
   const fromEnd = (i: number): number =>
-    walk.shapeOf(node.inputs[i] ?? '').length - (inputs[i]?.axis ?? 0);
+    walk.shapeOf(names[i] ?? '').length - (inputs[i]?.axis ?? 0);
   if (
     first === undefined ||
     inputs.some(
       (l, i) =>
-        l === undefined || l.segments.length !== first.segments.length || fromEnd(i) !== fromEnd(0),
+        l === undefined ||
+        l.segments.length !== first.segments.length ||
+        fromEnd(i) !== fromEnd(0) ||
+        l.heads?.count !== first.heads?.count ||
+        (l.heads !== undefined &&
+          walk.shapeOf(names[i] ?? '').length - l.heads.axis !==
+            walk.shapeOf(names[0] ?? '').length - first.heads!.axis),
     )
   ) {
     return fail(
@@ -308,10 +381,34 @@ function residualStep(walk: SpaceWalk, node: Node): Result<void> {
       `Node '${node.name}' (${node.opType}) combines values whose channels do not line up.`,
     );
   }
+  // A value without channels must broadcast along the channels (and heads): size 1 there.
+  const broadcastAlong = (value: string, fromEndAxis: number): boolean => {
+    const shape = walk.shapeOf(value);
+    const at = shape.length - fromEndAxis;
+    return at < 0 || shape[at] === 1;
+  };
+  const firstRank = walk.shapeOf(names[0] ?? '').length;
+  const bad = node.inputs.find(
+    (i) =>
+      walk.channelFree.has(i) &&
+      (!broadcastAlong(i, fromEnd(0)) ||
+        (first.heads !== undefined && !broadcastAlong(i, firstRank - first.heads.axis))),
+  );
+  if (bad !== undefined) {
+    return refuse(
+      node,
+      `combines '${bad}', a value without channels, along the channels of '${names[0]}'; zipit cannot tell which channels it has.`,
+    );
+  }
   for (const l of inputs)
     l!.segments.forEach((s, j) => walk.union.union(first.segments[j]!.space, s.space));
-  const out = node.outputs[0] ?? '';
-  walk.layouts.set(out, { axis: walk.shapeOf(out).length - fromEnd(0), segments: first.segments });
+  const shift = walk.shapeOf(out).length - walk.shapeOf(names[0] ?? '').length;
+  walk.layouts.set(out, {
+    axis: first.axis + shift,
+    segments: first.segments,
+    ...(first.heads ? { heads: { ...first.heads, axis: first.heads.axis + shift } } : {}),
+  });
+  if (first.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(names[0]!) ?? '');
   return DONE;
 }
 
@@ -322,17 +419,31 @@ function residualStep(walk: SpaceWalk, node: Node): Result<void> {
  */
 function concatStep(walk: SpaceWalk, node: Node): Result<void> {
   const out = node.outputs[0] ?? '';
-  const layouts = node.inputs.map((i) => walk.layouts.get(i));
+  const initial = node.inputs.map((i) => walk.layouts.get(i));
+  const firstTraced = initial.find((l) => l !== undefined);
+  if (firstTraced === undefined) return barrierStep(walk, node); // constants only: a fixed value
+  const channelAxis = firstTraced.axis;
+  // A value without channels (a mean over them) joins as a fixed space of its own width.
+  const layouts = node.inputs.map((input, i) => {
+    const width = walk.shapeOf(input)[channelAxis];
+    return initial[i] === undefined && walk.channelFree.has(input) && typeof width === 'number'
+      ? walk.fixedReading(
+          input,
+          channelAxis,
+          width,
+          walk.order(node),
+          `value '${input}' without channels`,
+        )
+      : initial[i];
+  });
   const traced = layouts.filter((l) => l !== undefined);
-  if (traced.length === 0) return barrierStep(walk, node); // constants only: a fixed value
-  const channelAxis = traced[0]!.axis;
   if (traced.some((l) => l.axis !== channelAxis))
     return refuse(
       node,
       `concatenates values whose channels are on different axes (${traced.map((l) => l.axis).join(', ')}); zipit cannot line them up.`,
     );
   const axis = normalizeAxis(intAttr(node, 'axis', 1), walk.shapeOf(out).length);
-  if (axis !== channelAxis) return barrierStep(walk, node);
+  if (axis !== channelAxis) return positionConcat(walk, node, traced, axis);
   const untraced = node.inputs.find((_, i) => layouts[i] === undefined);
   if (untraced !== undefined)
     return refuse(
@@ -346,17 +457,85 @@ function concatStep(walk: SpaceWalk, node: Node): Result<void> {
 }
 
 /**
+ * A Concat along positions (tokens, a sequence) of values with the same channels: the class
+ * token put in front of the patch tokens, or two sequences joined. The traced inputs' spaces
+ * are tied (each position holds the same channels); a constant input (the class token, through
+ * Expand over the batch) is a parameter of the space, bound on its channel axis. A concat of
+ * differently laid out values, or with another kind of input, stays a barrier.
+ */
+function positionConcat(
+  walk: SpaceWalk,
+  node: Node,
+  traced: readonly ChannelLayout[],
+  axis: number,
+): Result<void> {
+  const first = traced[0]!;
+  const rank = walk.shapeOf(node.outputs[0] ?? '').length;
+  const lined = traced.every(
+    (l) =>
+      l.heads === undefined &&
+      l.segments.length === first.segments.length &&
+      l.segments.every(
+        (s, j) => s.width === first.segments[j]!.width && s.repeat === first.segments[j]!.repeat,
+      ),
+  );
+  const parameters: { name: string; axis: number }[] = [];
+  for (const input of node.inputs) {
+    if (walk.layouts.has(input)) continue;
+    const parameter = constantSource(walk, input);
+    const dims = parameter === undefined ? undefined : walk.initializer(parameter)!.dims;
+    const at =
+      dims === undefined || dims.length !== rank
+        ? undefined
+        : broadcastAxis(dims, rank, first.axis, layoutWidth(first));
+    if (parameter === undefined || at === undefined) return barrierStep(walk, node);
+    parameters.push({ name: parameter, axis: at });
+  }
+  if (!lined || first.segments.some((s) => s.repeat !== 1) || axis === 0)
+    return barrierStep(walk, node);
+  for (const l of traced)
+    l.segments.forEach((s, j) => walk.union.union(first.segments[j]!.space, s.space));
+  for (const p of parameters) {
+    walk.bindings.push({
+      initializer: p.name,
+      axis: p.axis,
+      role: 'rows',
+      segments: first.segments,
+    });
+    for (const s of first.segments) walk.space(s.space).parameters.push(p.name);
+  }
+  walk.layouts.set(node.outputs[0] ?? '', { axis: first.axis, segments: first.segments });
+  return DONE;
+}
+
+/** The initializer a constant value is a broadcast or copy of (Expand, Identity), if any. */
+function constantSource(walk: SpaceWalk, value: string): string | undefined {
+  if (walk.initializer(value) !== undefined) return value;
+  const producer = walk.graph.producer.get(value);
+  if (producer === undefined || !['Expand', 'Identity'].includes(producer.opType)) return undefined;
+  return constantSource(walk, producer.inputs[0] ?? '');
+}
+
+/**
  * A flatten of C x h x w into features keeps the spaces but repeats each channel h*w times
  * consecutively, which is how the consumer's columns see them. Squeeze, Unsqueeze and a
  * ReduceMean that drops spatial axes only move the channel axis.
  */
 function flattenStep(walk: SpaceWalk, node: Node): Result<void> {
   const x = node.inputs[0] ?? '';
+  const out = node.outputs[0] ?? '';
+  if (walk.channelFree.has(x)) {
+    walk.free(out, node.inputs);
+    return DONE;
+  }
   const inLayout = walk.layouts.get(x);
   if (inLayout === undefined) return DONE;
-  const out = node.outputs[0] ?? '';
+  if (inLayout.heads !== undefined) return joinHeads(walk, node, inLayout);
   if (node.opType === 'ReduceMean') {
-    if (reducesChannels(walk, node, inLayout)) return barrierStep(walk, node);
+    if (reducesChannels(walk, node, inLayout)) {
+      walk.free(out, node.inputs);
+      return DONE;
+    }
     const rank = walk.shapeOf(x).length;
     const reduced = reduceAxesOf(node, walk.graph.states.get(node.inputs[1] ?? ''), rank) ?? [];
     const axis = inLayout.axis - reduced.filter((a) => a < inLayout.axis).length;
@@ -367,6 +546,12 @@ function flattenStep(walk: SpaceWalk, node: Node): Result<void> {
   if ((staticSize(inShape.slice(inLayout.axis + 1)) ?? 0) === 0)
     return fail('unsupported-model', `Node '${node.name}' flattens a map of unknown size.`);
   const layout = reshapedLayout(inShape, walk.shapeOf(out), inLayout);
+  if (layout === undefined && node.opType === 'Reshape') {
+    const split = splitHeads(walk, node, inLayout);
+    if (split !== undefined) return split;
+    // Only a reshape to [N, F] claims to be a flatten; any other is a barrier, as it was.
+    if (walk.shapeOf(out).length !== 2) return barrierStep(walk, node);
+  }
   if (layout === undefined)
     return refuse(
       node,
@@ -377,12 +562,249 @@ function flattenStep(walk: SpaceWalk, node: Node): Result<void> {
 }
 
 /**
+ * Attention's Reshape of [..., C] to [..., h, d]: the channels split into h heads of d. The
+ * space is grouped into h heads (a merge keeps each head's channels in that head); undefined
+ * when the reshape is not such a split.
+ */
+function splitHeads(walk: SpaceWalk, node: Node, layout: ChannelLayout): Result<void> | undefined {
+  const x = node.inputs[0] ?? '';
+  const inShape = walk.shapeOf(x);
+  const outShape = walk.shapeOf(node.outputs[0] ?? '');
+  const a = layout.axis;
+  const [h, d] = [outShape[a], outShape[a + 1]];
+  const segment = layout.segments[0];
+  if (
+    layout.segments.length !== 1 ||
+    segment === undefined ||
+    segment.repeat !== 1 ||
+    outShape.length !== inShape.length + 1 ||
+    typeof h !== 'number' ||
+    typeof d !== 'number' ||
+    h * d !== segment.width ||
+    !inShape.every((dim, i) => i === a || dim === outShape[i < a ? i : i + 1])
+  )
+    return undefined;
+  const space = walk.space(segment.space);
+  if (space.groups !== undefined && space.groups !== h)
+    return refuse(
+      node,
+      `splits '${x}' into ${h} heads, but its channels are also split into ${space.groups}; zipit cannot follow both.`,
+    );
+  space.groups = h;
+  walk.layouts.set(node.outputs[0] ?? '', {
+    axis: a + 1,
+    segments: layout.segments,
+    heads: { axis: a, count: h },
+  });
+  walk.unsplit.set(node.outputs[0] ?? '', x);
+  return DONE;
+}
+
+/** The Reshape of attention's heads back to [..., C] (heads axis right before the channels). */
+function joinHeads(walk: SpaceWalk, node: Node, layout: ChannelLayout): Result<void> {
+  const x = node.inputs[0] ?? '';
+  const inShape = walk.shapeOf(x);
+  const outShape = walk.shapeOf(node.outputs[0] ?? '');
+  const heads = layout.heads!;
+  const a = heads.axis;
+  const width = layoutWidth(layout);
+  if (
+    node.opType !== 'Reshape' ||
+    layout.axis !== a + 1 ||
+    outShape.length !== inShape.length - 1 ||
+    outShape[a] !== width ||
+    !outShape.every((dim, i) => i === a || dim === inShape[i < a ? i : i + 1])
+  )
+    return refuse(
+      node,
+      `reshapes '${x}' ${formatShape(inShape)} to ${formatShape(outShape)}; zipit follows attention heads back only into one channel axis ([..., h, d] to [..., h*d]).`,
+    );
+  walk.layouts.set(node.outputs[0] ?? '', { axis: a, segments: layout.segments });
+  return DONE;
+}
+
+/** A Transpose moves the channel axis (and the heads axis) with the axes. */
+function transposeStep(walk: SpaceWalk, node: Node): Result<void> {
+  const x = node.inputs[0] ?? '';
+  const out = node.outputs[0] ?? '';
+  const layout = walk.layouts.get(x);
+  if (layout === undefined && !walk.channelFree.has(x)) return DONE;
+  const perm = transposePerm(node, walk.shapeOf(x).length);
+  if (perm[0] !== 0)
+    return refuse(
+      node,
+      `moves the batch axis of '${x}'; zipit follows activations whose first axis is the batch (export sequence-first models batch-first).`,
+    );
+  if (layout === undefined) {
+    walk.free(out, node.inputs);
+    const scores = walk.scores.get(x);
+    if (scores !== undefined && scores.headAxis >= 0)
+      walk.scores.set(out, { ...scores, headAxis: perm.indexOf(scores.headAxis) });
+    return DONE;
+  }
+  walk.layouts.set(out, {
+    axis: perm.indexOf(layout.axis),
+    segments: layout.segments,
+    ...(layout.heads ? { heads: { ...layout.heads, axis: perm.indexOf(layout.heads.axis) } } : {}),
+  });
+  if (layout.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(x) ?? '');
+  return DONE;
+}
+
+/**
+ * MatMul of two activations [..., M, K] x [..., K, N]: attention. Q K^T contracts the channels
+ * of both (queries on the last axis, keys' transposed on the one before): the dot product of a
+ * query and a key is the same under one permutation of both, so their spaces are tied, and the
+ * scores have no channels. Scores times V contracts positions: the output keeps V's channels.
+ * Heads must sit on the same batch axis of both operands.
+ */
+function contractionStep(walk: SpaceWalk, node: Node): Result<void> {
+  const [a, b] = [node.inputs[0] ?? '', node.inputs[1] ?? ''];
+  const out = node.outputs[0] ?? '';
+  const [la, lb] = [walk.layouts.get(a), walk.layouts.get(b)];
+  const [ra, rb] = [walk.shapeOf(a).length, walk.shapeOf(b).length];
+  const rank = walk.shapeOf(out).length;
+  const sameHeads = (x: ChannelLayout, rx: number, y: ChannelLayout, ry: number): boolean =>
+    x.heads === undefined
+      ? y.heads === undefined
+      : y.heads !== undefined &&
+        x.heads.count === y.heads.count &&
+        x.heads.axis < rx - 2 &&
+        rx - x.heads.axis === ry - y.heads.axis;
+  if (la && lb && la.axis === ra - 1 && lb.axis === rb - 2 && sameHeads(la, ra, lb, rb)) {
+    const [sa, sb] = [la.segments, lb.segments];
+    if (sa.length !== 1 || sb.length !== 1 || sa[0]!.width !== sb[0]!.width)
+      return refuse(node, `multiplies '${a}' and '${b}', whose channels do not line up.`);
+    // Measured where the queries and keys are written, before their heads are split.
+    const sites = [a, b].map((value) =>
+      walk.layouts.get(value)!.heads === undefined ? value : walk.unsplit.get(value),
+    );
+    if (sites.some((site) => site === undefined || site === ''))
+      return refuse(
+        node,
+        `multiplies attention heads whose projection zipit could not trace back to one [..., C] value.`,
+      );
+    walk.union.union(sa[0]!.space, sb[0]!.space);
+    for (const site of sites)
+      walk
+        .space(sa[0]!.space)
+        .siteCandidates.push({ value: site!, offset: 0, order: walk.order(node) });
+    walk.free(out, node.inputs);
+    walk.scores.set(out, {
+      space: sa[0]!.space,
+      headAxis: la.heads === undefined ? -1 : la.heads.axis + (rank - ra),
+    });
+    return DONE;
+  }
+  const keep = (layout: ChannelLayout, from: string, axis: number): Result<void> => {
+    const shift = rank - walk.shapeOf(from).length;
+    walk.layouts.set(out, {
+      axis: axis + shift,
+      segments: layout.segments,
+      ...(layout.heads ? { heads: { ...layout.heads, axis: layout.heads.axis + shift } } : {}),
+    });
+    if (layout.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(from) ?? '');
+    return DONE;
+  };
+  // Scores x V: V's channels on its last axis pass; (V^T x scores^T) likewise on the rows.
+  const scores = walk.scores.get(a);
+  if (scores !== undefined && lb && lb.axis === rb - 1 && lb.segments.length === 1) {
+    // Head h's scores must weigh head h's values: the same axis, counted from the end.
+    const valueHeads = lb.heads === undefined ? -1 : rb - lb.heads.axis;
+    const scoreHeads = scores.headAxis < 0 ? -1 : walk.shapeOf(a).length - scores.headAxis;
+    if (valueHeads !== scoreHeads)
+      return refuse(
+        node,
+        `weighs values whose heads do not line up with the scores' heads; zipit cannot follow it.`,
+      );
+    walk.attention.push({ queryKey: scores.space, value: lb.segments[0]!.space });
+  }
+  if (
+    walk.channelFree.has(a) &&
+    lb &&
+    lb.axis === rb - 1 &&
+    (lb.heads === undefined || lb.heads.axis < rb - 2)
+  )
+    return keep(lb, b, lb.axis);
+  if (
+    walk.channelFree.has(b) &&
+    la &&
+    la.axis === ra - 2 &&
+    (la.heads === undefined || la.heads.axis < ra - 2)
+  )
+    return keep(la, a, la.axis);
+  return refuse(
+    node,
+    `multiplies two activations in a way zipit cannot follow (it follows attention: queries times keys transposed over their channels, and scores times values over positions).`,
+  );
+}
+
+/**
+ * Gather or Slice of an activation. Along the channels it is a barrier (a selection of
+ * channels); along another axis (the class token, a crop of tokens) the channels pass, on an
+ * axis that moves when a scalar index drops one.
+ */
+function selectStep(walk: SpaceWalk, node: Node): Result<void> {
+  const x = node.inputs[0] ?? '';
+  const out = node.outputs[0] ?? '';
+  if (walk.channelFree.has(x)) {
+    walk.free(out, node.inputs);
+    return DONE;
+  }
+  const layout = walk.layouts.get(x);
+  if (layout === undefined) return DONE;
+  const rank = walk.shapeOf(x).length;
+  const selected =
+    node.opType === 'Gather'
+      ? [normalizeAxis(intAttr(node, 'axis', 0), rank)]
+      : (sliceSpec({ node, inputs: node.inputs.map((i) => walk.graph.states.get(i)) }, rank)
+          ?.axes ?? [layout.axis]);
+  const spec =
+    node.opType === 'Slice'
+      ? sliceSpec({ node, inputs: node.inputs.map((i) => walk.graph.states.get(i)) }, rank)
+      : undefined;
+  const touched = (axis: number): boolean => {
+    if (spec === undefined) return true;
+    // A Slice keeps an axis as it is only from 0, forwards by 1, to the end (a flip reverses it).
+    const i = spec.axes.indexOf(axis);
+    const size = walk.shapeOf(x)[axis];
+    return !(
+      spec.starts[i] === 0 &&
+      spec.steps[i] === 1 &&
+      typeof size === 'number' &&
+      spec.ends[i]! >= size
+    );
+  };
+  if (
+    selected.some((axis) => (axis === layout.axis || axis === layout.heads?.axis) && touched(axis))
+  )
+    return barrierStep(walk, node);
+  if (layout.heads !== undefined)
+    return refuse(
+      node,
+      `selects from '${x}', whose channels are split into attention heads; zipit cannot follow it.`,
+    );
+  const shift = walk.shapeOf(out).length - rank;
+  const axis = selected[0]! < layout.axis ? layout.axis + shift : layout.axis;
+  walk.layouts.set(out, { axis, segments: layout.segments });
+  return DONE;
+}
+
+/**
  * A barrier mixes channels in a way merging cannot follow (Softmax over channels, a channel
  * Gather, a Concat along another axis, ...): its inputs' spaces are fixed and its output opens a
  * new fixed space, on its input's channel axis when the op keeps the rank.
  */
 function barrierStep(walk: SpaceWalk, node: Node): Result<void> {
   const reason = `node '${node.name}' (${node.opType})`;
+  // Softmax of attention scores: a value without channels stays one.
+  if (
+    node.inputs.some((i) => walk.channelFree.has(i)) &&
+    !node.inputs.some((i) => walk.layouts.has(i))
+  ) {
+    walk.free(node.outputs[0] ?? '', node.inputs);
+    return DONE;
+  }
   for (const input of node.inputs) walk.fix(walk.layouts.get(input), reason);
   const x = node.inputs.find((i) => walk.layouts.has(i));
   const out = node.outputs[0] ?? '';
@@ -406,6 +828,9 @@ export const ROLE_STEPS = {
   residual: residualStep,
   concat: concatStep,
   flatten: flattenStep,
+  transpose: transposeStep,
+  contraction: contractionStep,
+  select: selectStep,
   barrier: barrierStep,
   shape: () => DONE,
 } satisfies Record<OpRole, RoleStep>;

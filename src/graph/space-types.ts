@@ -12,6 +12,12 @@ export interface ChannelLayout {
   /** The channel axis of the value (1 for NCHW and [N, C]; the last axis after MatMul). */
   readonly axis: number;
   readonly segments: readonly Segment[];
+  /**
+   * Attention's split of the channels into heads ([N, T, C] reshaped to [N, T, h, d]): channel
+   * c = head * d + j sits at index `head` of axis `heads.axis` and j of `axis`. One segment,
+   * whose space is grouped into `count` heads.
+   */
+  readonly heads?: { readonly axis: number; readonly count: number };
 }
 
 /**
@@ -42,10 +48,27 @@ export interface FeatureSpace {
   readonly consumers: readonly string[];
   /** Per-channel parameters on the space (BN, LN, biases, per-channel constants). */
   readonly parameters: readonly string[];
-  /** Where activations are measured: value name and the channel offset of the space in it. */
-  readonly site?: { readonly value: string; readonly offset: number };
+  /**
+   * Where activations are measured: value name, the channel offset of the space in it, and its
+   * channel axis when not 1 (the last axis of a transformer's [N, T, C] tokens).
+   */
+  readonly site?: { readonly value: string; readonly offset: number; readonly axis?: number };
+  /**
+   * Further sites whose observations count as the space's too: a Q/K space is read on its
+   * queries (`site`) and its keys, every (token, role) an observation.
+   */
+  readonly alsoAt?: readonly {
+    readonly value: string;
+    readonly offset: number;
+    readonly axis?: number;
+  }[];
   /** Values carrying exactly this space on their channel axis (for REPAIR and partial zipping). */
   readonly producerOutputs: readonly string[];
+  /**
+   * Attention heads: the channels are `groups` consecutive blocks (one per head), and a merge
+   * may only map a block onto the same block (absent: one block).
+   */
+  readonly groups?: number;
 }
 
 /** A channel concatenation: its output is the direct sum of its inputs' spaces. */
@@ -62,4 +85,14 @@ export interface SpaceAnalysis {
   readonly bindings: readonly ParamBinding[];
   /** Layout of every activation value (by name) whose channels are spaces. */
   readonly layouts: ReadonlyMap<string, ChannelLayout>;
+  /**
+   * Each multi-head attention: its Q/K space and its V space, whose heads correspond (head h's
+   * scores weigh head h's values), so a reordering of heads must apply to both.
+   */
+  readonly attention: readonly {
+    readonly queryKey: number;
+    readonly value: number;
+    /** The scores meet something indexed by head (a per-head bias, a graph output): heads stay in place. */
+    readonly inPlace?: boolean;
+  }[];
 }

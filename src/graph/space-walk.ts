@@ -54,6 +54,8 @@ export interface RawSpace {
   fixedBy?: string;
   /** Position in graph order of the node that opened it (-1 for a graph input). */
   order: number;
+  /** Attention heads the channels are split into (space-types.ts FeatureSpace.groups). */
+  groups?: number;
 }
 
 /** A channel Concat met by the walk; its parts are still raw space ids. */
@@ -71,12 +73,49 @@ export class SpaceWalk {
   readonly layouts = new Map<string, ChannelLayout>();
   readonly bindings: ParamBinding[] = [];
   readonly concats: RawConcat[] = [];
+  /**
+   * Activations without channels: statistics over the channels (a LayerNorm's mean and
+   * variance, written out) and attention's scores. Exact under any permutation of the spaces.
+   */
+  readonly channelFree = new Set<string>();
+  /** For a value whose channels are split into heads: the [..., C] value they were split from. */
+  readonly unsplit = new Map<string, string>();
+  /**
+   * Attention scores (and values computed from them): the raw Q/K space that made them and
+   * the axis holding their heads.
+   */
+  readonly scores = new Map<string, { readonly space: number; readonly headAxis: number }>();
+  /** Each attention met: its Q/K space and its V space (raw ids), which share head indices. */
+  readonly attention: { queryKey: number; value: number }[] = [];
+  /**
+   * Raw Q/K spaces whose heads must stay in place: their scores meet something indexed by
+   * head (a per-head bias or temperature, a weight mixing heads, a graph output).
+   */
+  readonly headsInPlace = new Set<number>();
   private readonly nodeOrder: ReadonlyMap<string, number>;
   /** Fixed spaces opened by {@link fixedReading}, by value and axis. */
   private readonly fixedReadings = new Map<string, ChannelLayout>();
 
   constructor(readonly graph: AnalyzedGraph) {
     this.nodeOrder = new Map(graph.model.graph.nodes.map((n, i) => [n.name, i]));
+  }
+
+  /** Marks `value` as without channels, keeping the attention scores an input came from. */
+  free(value: string, inputs: readonly string[]): void {
+    this.channelFree.add(value);
+    const from = inputs.find((i) => this.scores.has(i));
+    if (from === undefined) return;
+    const scores = this.scores.get(from)!;
+    // A constant with several entries along the heads (a per-head bias) ties heads to places.
+    const rank = this.shapeOf(value).length;
+    for (const input of inputs) {
+      const dims = this.initializer(input)?.dims ?? this.graph.states.get(input)?.shape;
+      if (input === from || dims === undefined || this.channelFree.has(input)) continue;
+      const at = scores.headAxis - (rank - dims.length);
+      if (at >= 0 && dims[at] !== 1) this.headsInPlace.add(scores.space);
+    }
+    const shift = rank - this.shapeOf(from).length;
+    this.scores.set(value, { ...scores, headAxis: scores.headAxis + shift });
   }
 
   /** The node's position in graph order. */
@@ -144,14 +183,21 @@ export class SpaceWalk {
    * The value to measure a consumer's input at: before any flatten, so channels keep their axis,
    * and before a global average pool (GlobalAveragePool, or ReduceMean over the spatial axes):
    * the reference measures the map its avgpool reads, every (image, position) an observation,
-   * not the N per-image means.
+   * not the N per-image means. Likewise before taking one token (a class token's Gather): every
+   * token is an observation of the residual stream.
    */
   siteOf(value: string): string {
     const producer = this.graph.producer.get(value);
     const role = producer && this.graph.roles.get(producer.name);
+    // Not back into attention's heads: their channels span two axes.
+    const source = producer && this.layouts.get(producer.inputs[0]!);
     if (
       producer &&
-      (role === 'flatten' || (role === 'per-channel' && SPATIAL_MEANS.has(producer.opType)))
+      source !== undefined &&
+      source.heads === undefined &&
+      (role === 'flatten' ||
+        (role === 'select' && this.layouts.get(value)?.segments === source.segments) ||
+        (role === 'per-channel' && SPATIAL_MEANS.has(producer.opType)))
     )
       return this.siteOf(producer.inputs[0]!);
     return value;

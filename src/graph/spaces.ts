@@ -37,11 +37,40 @@ export function analyzeSpaces(graph: AnalyzedGraph): Result<SpaceAnalysis> {
   }
   const bindings = tieSharedWeights(walk);
   if (!bindings.ok) return bindings;
-  for (const output of graph.model.graph.outputs)
+  for (const output of graph.model.graph.outputs) {
     walk.fix(walk.layouts.get(output.name), `graph output '${output.name}'`);
+    // Attention maps given out are indexed by head: those heads stay in place.
+    const scores = walk.scores.get(output.name);
+    if (scores !== undefined) walk.headsInPlace.add(scores.space);
+  }
   const collapsed = collapseSpaces(walk);
   if (!collapsed.ok) return collapsed;
-  const { spaces, renumber } = collapsed.value;
+  const { renumber } = collapsed.value;
+  // A site whose channels are not on axis 1 says on which axis they are.
+  const spaces = collapsed.value.spaces.map((space) => {
+    const withAxis = <T extends { readonly value: string }>(site: T): T => {
+      const axis = walk.layouts.get(site.value)?.axis;
+      return axis === undefined || axis === 1 ? site : { ...site, axis };
+    };
+    return {
+      ...space,
+      ...(space.site ? { site: withAxis(space.site) } : {}),
+      ...(space.alsoAt ? { alsoAt: space.alsoAt.map(withAxis) } : {}),
+    };
+  });
+  // A site must hold each channel once: one read after a flatten (each channel repeated h*w
+  // times, e.g. Flatten - Relu - Gemm) or inside attention's heads would be read wrongly.
+  for (const space of spaces) {
+    for (const site of [space.site, ...(space.alsoAt ?? [])]) {
+      const layout = site && walk.layouts.get(site.value);
+      if (layout === undefined || space.kind === 'fixed') continue;
+      if (layout.heads !== undefined || layout.segments.some((g) => g.repeat !== 1))
+        return fail(
+          'unsupported-model',
+          `Space ${space.id} (written by ${space.producers.join(', ')}) is read only at '${site!.value}', where its channels are ${layout.heads !== undefined ? 'split into attention heads' : 'repeated by a flatten'}; zipit measures a space where each channel is one entry. Apply the activation before the flatten, and export again.`,
+        );
+    }
+  }
   const measurable = requireSites(spaces);
   if (!measurable.ok) return measurable;
   return ok({
@@ -52,10 +81,20 @@ export function analyzeSpaces(graph: AnalyzedGraph): Result<SpaceAnalysis> {
       parts: [...new Set(renumber(c.parts).map((s) => s.space))],
     })),
     bindings: bindings.value.map((b) => ({ ...b, segments: renumber(b.segments) })),
+    attention: walk.attention.map((a) => {
+      const [queryKey, value] = renumber([
+        { space: a.queryKey, width: 0, repeat: 1 },
+        { space: a.value, width: 0, repeat: 1 },
+      ]);
+      const inPlace = [...walk.headsInPlace].some(
+        (raw) => walk.union.find(raw) === walk.union.find(a.queryKey),
+      );
+      return { queryKey: queryKey!.space, value: value!.space, ...(inPlace ? { inPlace } : {}) };
+    }),
     layouts: new Map(
       [...walk.layouts].map(([name, l]) => [
         name,
-        { axis: l.axis, segments: renumber(l.segments) },
+        { axis: l.axis, segments: renumber(l.segments), ...(l.heads ? { heads: l.heads } : {}) },
       ]),
     ),
   });
@@ -119,6 +158,12 @@ function collapseSpaces(
     target.parameters.push(...r.parameters);
     target.siteCandidates.push(...r.siteCandidates);
     target.producerOutputs.push(...r.producerOutputs);
+    if (r.groups !== undefined && target.groups !== undefined && r.groups !== target.groups)
+      return fail(
+        'unsupported-model',
+        `Values tied together are split into ${r.groups} and ${target.groups} attention heads (producers ${[...r.producers, ...target.producers].join(', ')}).`,
+      );
+    target.groups ??= r.groups;
     target.fixedBy ??= r.fixedBy;
     target.order = Math.min(target.order, r.order);
   }
@@ -136,7 +181,12 @@ function collapseSpaces(
 function finishSpace(id: number, r: RawSpace): FeatureSpace {
   // The reference measures at the input of the consumer that comes last (for a residual stream,
   // the input of the next stage).
-  const site = [...r.siteCandidates].sort((a, b) => b.order - a.order)[0];
+  const sorted = [...r.siteCandidates].sort((a, b) => b.order - a.order);
+  const site = sorted[0];
+  // Candidates of that same node (attention's Q K^T reads queries and keys) are read too.
+  const alsoAt = sorted.filter(
+    (c, i) => i > 0 && c.order === site!.order && c.value !== site!.value,
+  );
   const kind: SpaceKind =
     r.fixedBy !== undefined ? 'fixed' : r.producers.length > 1 ? 'residual' : 'plain';
   return {
@@ -148,7 +198,11 @@ function finishSpace(id: number, r: RawSpace): FeatureSpace {
     consumers: [...new Set(r.consumers)],
     parameters: [...new Set(r.parameters)],
     ...(site ? { site: { value: site.value, offset: site.offset } } : {}),
+    ...(alsoAt.length > 0
+      ? { alsoAt: alsoAt.map((c) => ({ value: c.value, offset: c.offset })) }
+      : {}),
     producerOutputs: r.producerOutputs,
+    ...(r.groups !== undefined && r.groups > 1 ? { groups: r.groups } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import {
   type FusedStatistics,
 } from '../runtime/fused-statistics.js';
 import { createSession, withCapturedOutputs, type Session } from '../runtime/session.js';
+import type { Model, Node } from '../onnx/model.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { channelMeans } from '../stats/activations.js';
 import { ChannelMoments } from '../stats/channel-moments.js';
@@ -36,6 +37,8 @@ export interface CollectOptions {
   readonly onProgress?: ProgressListener;
   /** Extra values (model 0's names) whose per-channel moments to record in every model. */
   readonly momentValues?: readonly string[];
+  /** The channel axis of a moment value when it is not 1 (a transformer's [N, T, C]). */
+  readonly momentAxes?: ReadonlyMap<string, number>;
   /** Skip the covariance (statistics were precomputed): only `momentValues` are recorded. */
   readonly skipCovariance?: boolean;
   /**
@@ -99,6 +102,47 @@ function sliceChannels(
   return { dtype: 'float32', dims: [batch, width, ...tensor.dims.slice(2)], data };
 }
 
+/** One place a space is read: the space and one of its sites. */
+interface SiteReading {
+  readonly space: FeatureSpace;
+  readonly site: NonNullable<FeatureSpace['site']>;
+}
+
+/** A value read through a Transpose to channels-first ([N, C, ...]): its own name, channel axis and rank. */
+interface Reading {
+  readonly value: string;
+  readonly axis: number;
+  readonly rank: number;
+}
+
+/** The name under which a value with its channels on `axis` is read channels-first. */
+function channelsFirstName(value: string, axis: number): string {
+  return axis === 1 ? value : `${value}/zipit_channels_first`;
+}
+
+/**
+ * The model with a Transpose to channels-first ([N, C, ...]) of every reading whose channels are
+ * on another axis than 1 (a transformer's [N, T, C]), named by {@link channelsFirstName}.
+ */
+function channelsFirst(model: Model, readings: readonly Reading[]): Model {
+  const added = new Map<string, Node>();
+  for (const { value, axis, rank } of readings) {
+    const name = channelsFirstName(value, axis);
+    if (axis === 1 || added.has(name)) continue;
+    const rest = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== 0 && i !== axis);
+    added.set(name, {
+      name,
+      opType: 'Transpose',
+      domain: '',
+      inputs: [value],
+      outputs: [name],
+      attributes: { perm: { type: 'ints', value: [0, axis, ...rest] } },
+    });
+  }
+  if (added.size === 0) return model;
+  return { ...model, graph: { ...model.graph, nodes: [...model.graph.nodes, ...added.values()] } };
+}
+
 /**
  * Runs every model on each batch and accumulates, per space, F = [F_1; ...; F_K] statistics at
  * the space's site (ALGORITHM.md "Statistics"). Memory is independent of the number of samples.
@@ -113,6 +157,11 @@ export async function collectStatistics(
 ): Promise<Result<CollectedStatistics>> {
   const numModels = graphs.length;
   const sites = options.skipCovariance ? [] : spaces.filter((s) => s.site !== undefined);
+  // Where each space is read: its site, and further sites whose observations count as well (the
+  // keys of a Q/K space beside its queries).
+  const readings = sites.flatMap((space) =>
+    [space.site!, ...(space.alsoAt ?? [])].map((site) => ({ space, site })),
+  );
   const momentValues = options.momentValues ?? [];
   const sessions: Session[] = [];
   const kernel = createGramKernel({ threads: options.threads ?? 2 });
@@ -122,13 +171,36 @@ export async function collectStatistics(
   const moments = graphs.map(() => new Map<string, ChannelMoments>());
   let fused: FusedStatistics | undefined;
   let fusedBatches = 0;
+  // Values with their channels on another axis than 1 are read through a Transpose to [N, C, ...].
+  const rankOf = (value: string): number => graphs[0]!.states.get(value)?.shape.length ?? 2;
+  const siteValue = ({ site }: SiteReading, k: number): string =>
+    channelsFirstName(valueMaps[k]!.get(site.value) ?? site.value, site.axis ?? 1);
+  const momentAxis = (value: string): number => options.momentAxes?.get(value) ?? 1;
+  const momentValue = (value: string, k: number): string =>
+    channelsFirstName(valueMaps[k]!.get(value) ?? value, momentAxis(value));
+  const models = graphs.map((g, k) =>
+    channelsFirst(g.model, [
+      ...readings.map(({ site }) => ({
+        value: valueMaps[k]!.get(site.value) ?? site.value,
+        axis: site.axis ?? 1,
+        rank: rankOf(site.value),
+      })),
+      ...momentValues.map((v) => ({
+        value: valueMaps[k]!.get(v) ?? v,
+        axis: momentAxis(v),
+        rank: rankOf(v),
+      })),
+    ]),
+  );
   try {
-    for (const [k, graph] of graphs.entries()) {
-      const own = (name: string): string => valueMaps[k]!.get(name) ?? name;
+    for (const [k, model] of models.entries()) {
       const captured = [
-        ...new Set([...sites.map((s) => own(s.site!.value)), ...momentValues.map(own)]),
+        ...new Set([
+          ...readings.map((r) => siteValue(r, k)),
+          ...momentValues.map((v) => momentValue(v, k)),
+        ]),
       ];
-      const session = await createSession(withCapturedOutputs(graph.model, captured), {
+      const session = await createSession(withCapturedOutputs(model, captured), {
         threads: options.threads ?? 2,
       });
       if (!session.ok) return session;
@@ -138,7 +210,7 @@ export async function collectStatistics(
     const addMoments = (outputs: readonly Record<string, Tensor<'float32'>>[]): void => {
       for (const value of momentValues) {
         for (let k = 0; k < numModels; k++) {
-          const tensor = outputs[k]![valueMaps[k]!.get(value) ?? value]!;
+          const tensor = outputs[k]![momentValue(value, k)]!;
           let m = moments[k]!.get(value);
           if (m === undefined) {
             m = new ChannelMoments(tensor.dims[1]!);
@@ -165,7 +237,7 @@ export async function collectStatistics(
         data: batch.input,
       };
       if (fused !== undefined) {
-        const shifts = sites.map((s) => Float32Array.from(covariance.get(s.id)!.shift!));
+        const shifts = readings.map((r) => Float32Array.from(covariance.get(r.space.id)!.shift!));
         const result = await fused.run(input, shifts);
         if (!result.ok) {
           // The captured path below does the same work; use it from now on.
@@ -174,7 +246,7 @@ export async function collectStatistics(
           canUseFused = false;
         } else if (result.value.moments.every((m) => m !== undefined)) {
           const { moments: siteMoments, extra } = result.value;
-          for (const [i, space] of sites.entries()) {
+          for (const [i, { space }] of readings.entries()) {
             const { sum, gram } = siteMoments[i]!;
             const count = batch.size * spatial[i]!;
             covariance.get(space.id)!.addBatch({ count, shift: shifts[i]!, sum, gram });
@@ -190,28 +262,29 @@ export async function collectStatistics(
       for (const session of sessions) {
         outputs.push(await session.run({ [session.inputNames[0] ?? inputName]: input }));
       }
-      const activationsOf = (space: FeatureSpace): Tensor<'float32'>[] =>
+      const activationsOf = (reading: SiteReading): Tensor<'float32'>[] =>
         graphs.map((_, k) => {
-          const tensor = outputs[k]![valueMaps[k]!.get(space.site!.value) ?? space.site!.value]!;
-          return sliceChannels(tensor, space.site!.offset, space.width);
+          const tensor = outputs[k]![siteValue(reading, k)]!;
+          return sliceChannels(tensor, reading.site.offset, reading.space.width);
         });
-      for (const space of sites) {
+      for (const reading of readings) {
+        const { space, site } = reading;
         const added = await accumulateBatch(
           kernel,
           covariance.get(space.id)!,
-          activationsOf(space),
+          activationsOf(reading),
         );
         if (!added.ok)
-          return fail(added.reason, `Space ${space.id} (${space.site!.value}): ${added.message}`);
+          return fail(added.reason, `Space ${space.id} (${site.value}): ${added.message}`);
       }
       addMoments(outputs);
       if (canUseFused && fused === undefined) {
-        const fusedSites = sites.map((space) => {
-          const value = space.site!.value;
-          const full = outputs[0]![valueMaps[0]!.get(value) ?? value]!;
+        const fusedSites = readings.map((reading) => {
+          const { space, site } = reading;
+          const full = outputs[0]![siteValue(reading, 0)]!;
           return {
-            values: graphs.map((_, k) => valueMaps[k]!.get(value) ?? value),
-            offset: space.site!.offset,
+            values: graphs.map((_, k) => siteValue(reading, k)),
+            offset: site.offset,
             width: space.width,
             channels: full.dims[1]!,
             dims: [full.dims[0]!, space.width, ...full.dims.slice(2)],
@@ -219,9 +292,9 @@ export async function collectStatistics(
         });
         spatial = fusedSites.map((s) => s.dims.slice(2).reduce((a, d) => a * d, 1));
         const created = await createFusedStatistics(
-          graphs.map((g) => g.model),
+          models,
           fusedSites,
-          graphs.map((_, k) => momentValues.map((v) => valueMaps[k]!.get(v) ?? v)),
+          graphs.map((_, k) => momentValues.map((v) => momentValue(v, k))),
           ['N', ...inputDims],
           { threads: options.threads ?? 2 },
         );

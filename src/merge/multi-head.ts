@@ -100,8 +100,13 @@ function addHead(
   const rename = (name: string): string =>
     name === '' ? '' : name === cut ? stop.value : headName(k, name);
   const readers = headNodes.filter((n) => n.inputs.includes(cut));
+  // A MatMul folds only with a weight (attention's MatMul of two activations does not).
   const fold = readers.every(
-    (n) => WEIGHT_OPS.has(n.opType) && n.inputs[0] === cut && !n.inputs.slice(1).includes(cut),
+    (n) =>
+      WEIGHT_OPS.has(n.opType) &&
+      n.inputs[0] === cut &&
+      !n.inputs.slice(1).includes(cut) &&
+      (n.opType !== 'MatMul' || own.get(n.inputs[1] ?? '')?.dims.length === 2),
   );
   let unmerged = stop.value;
   if (!fold) {
@@ -112,7 +117,7 @@ function addHead(
     unmerged = b.node(
       'Gather',
       [stop.value, indices],
-      { axis: 1 },
+      { axis: stop.axis },
       { name: headName(k, 'unmerge'), outputs: [headName(k, 'unmerged')] },
     )[0]!;
   }

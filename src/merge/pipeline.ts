@@ -52,7 +52,13 @@ import { checkSameStructure, type StructureMaps } from './structure.js';
 import { transformFromGroups, type SpaceTransform } from './transform.js';
 import { matchWeights } from './weight-matching.js';
 import { ccaTransform } from './cca.js';
+import { matchGrouped } from '../match/grouped.js';
+import { headOrderMap, headOrders, reorderCorrelation } from '../match/heads.js';
 import { alignmentFromPermutations, mixSimilarities, weightSimilarities } from './dual-space.js';
+
+/** How a merge pairs attention heads across models (MergeOptions.heads). */
+export const HEAD_ORDER_RULES = ['match', 'in-place'] as const;
+export type HeadOrderRule = (typeof HEAD_ORDER_RULES)[number];
 
 /** How to merge. */
 export interface MergeOptions {
@@ -111,6 +117,12 @@ export interface MergeOptions {
    * Default 0 (activations alone, the paper's).
    */
   readonly weightSimilarity?: number;
+  /**
+   * Attention heads (match/heads.ts): 'match' (default) reorders each model's heads to face
+   * model 0's most similar ones before matching channels within heads; 'in-place' pairs head i
+   * with head i.
+   */
+  readonly heads?: HeadOrderRule;
   /** CCA merge's ridge, relative to each covariance's mean variance (default DEFAULT_CCA_RIDGE, cca.ts). */
   readonly ccaRidge?: number;
 }
@@ -298,6 +310,14 @@ function prepare(
   if (!spaces.ok) return spaces;
   const stop = chooseStopPoint(models, graphs[0]!, spaces.value, options.stopAt);
   if (!stop.ok) return stop;
+  // Attention heads must keep their channels apart; CCA's dense maps would mix them (weight
+  // matching assigns within each head, weight-matching.ts).
+  const headed = spaces.value.spaces.find((s) => (s.groups ?? 1) > 1);
+  if (headed !== undefined && options.method === 'cca')
+    return fail(
+      'bad-argument',
+      `--method cca cannot merge attention heads (space ${headed.id} is split into ${headed.groups}); use --method zipit, permute, wavg or weights.`,
+    );
   // A head reads its source's channels of the cut through a 0/1 map (multi-head.ts); CCA's
   // unmerge is dense.
   if (options.method === 'cca' && stop.value !== undefined)
@@ -393,7 +413,7 @@ function spacesToMerge(
       s.id === stop.space
         ? {
             ...s,
-            site: { value: stop.value, offset: 0 },
+            site: { value: stop.value, offset: 0, ...(stop.axis !== 1 ? { axis: stop.axis } : {}) },
             producerOutputs: s.producerOutputs.filter((v) => inTrunk(graph.producer.get(v)?.name)),
           }
         : s,
@@ -587,9 +607,17 @@ async function collectPhase(
     options.statistics !== undefined || options.method === 'wavg' || options.method === 'weights';
   if (skipCovariance && momentValues.length === 0)
     return ok({ covariance: new Map(), moments: graphs.map(() => new Map()), fusedBatches: 0 });
+  // REPAIR's targets at a transformer's MatMul outputs have their channels last.
+  const momentAxes = new Map(
+    momentValues.flatMap((v) => {
+      const axis = prepared.spaces.layouts.get(v)?.axis ?? 1;
+      return axis === 1 ? [] : [[v, axis] as const];
+    }),
+  );
   return collectStatistics(graphs, maps.values, mergeable, pass, inputDims, {
     threads: options.threads ?? 2,
     momentValues,
+    ...(momentAxes.size > 0 ? { momentAxes } : {}),
     ...(skipCovariance ? { skipCovariance: true } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
@@ -642,6 +670,41 @@ function matchSpaces(
     correlations.set(space.id, correlation.value);
     return correlation;
   };
+  // A space's similarity for matching: the mixed one, or its correlation (finalized once).
+  const similarityOf = (space: FeatureSpace): Result<Float64Array> =>
+    mixed?.has(space.id)
+      ? ok(mixed.get(space.id)!)
+      : correlations.has(space.id)
+        ? ok(correlations.get(space.id)!)
+        : correlationOf(space);
+  const orders = new Map<number, Int32Array | undefined>();
+  const headOrderOf = (space: FeatureSpace): Result<Int32Array | undefined> => {
+    const heads = space.groups ?? 1;
+    const attention = prepared.spaces.attention.find(
+      (a) => a.queryKey === space.id || a.value === space.id,
+    );
+    if (heads <= 1 || attention === undefined || (options.heads ?? 'match') === 'in-place')
+      return ok(undefined);
+    const known = orders.get(space.id);
+    if (known !== undefined || orders.has(space.id)) return ok(known);
+    const partners = [attention.queryKey, attention.value].map((id) =>
+      mergeable.find((s) => s.id === id),
+    );
+    let map: Int32Array | undefined;
+    if (partners.every((p) => p !== undefined && p.width === space.width && p.groups === heads)) {
+      const correlations: Float64Array[] = [];
+      for (const partner of partners) {
+        const similarity = similarityOf(partner!);
+        if (!similarity.ok) return similarity;
+        correlations.push(similarity.value);
+      }
+      const found = headOrders({ correlations, numModels, width: space.width, heads });
+      map = headOrderMap(found, space.width, heads);
+    }
+    orders.set(attention.queryKey, map);
+    orders.set(attention.value, map);
+    return ok(map);
+  };
   let mixed: ReadonlyMap<number, Float64Array> | undefined;
   if (usesWeightSimilarity(options)) {
     const dual = dualSpaceSimilarities(
@@ -674,9 +737,28 @@ function matchSpaces(
     } else if (options.method === 'wavg' && options.statistics === undefined) {
       matching = weightAverageMatching(numModels, space.width, match.mergedWidth);
     } else {
-      const correlation = mixed?.has(space.id) ? ok(mixed.get(space.id)!) : correlationOf(space);
+      const correlation = similarityOf(space);
       if (!correlation.ok) return correlation;
-      matching = matchers[options.method](correlation.value, numModels, space.width, match);
+      // Attention heads are matched head by head (match/grouped.ts), after each model's heads
+      // are put in the order that faces model 0's (match/heads.ts).
+      const order = headOrderOf(space);
+      if (!order.ok) return order;
+      const map = order.value;
+      const grouped = matchGrouped(
+        matchers[options.method],
+        map === undefined ? correlation.value : reorderCorrelation(correlation.value, map),
+        numModels,
+        space.width,
+        space.groups ?? 1,
+        match,
+      );
+      matching =
+        !grouped.ok || map === undefined
+          ? grouped
+          : ok({
+              ...grouped.value,
+              groups: grouped.value.groups.map((g) => g.map((p) => map[p]!).sort((a, b) => a - b)),
+            });
     }
     if (!matching.ok) return fail(matching.reason, `Space ${space.id}: ${matching.message}`);
     transforms.set(space.id, transformFromGroups(matching.value.groups, numModels, space.width));

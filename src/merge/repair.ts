@@ -26,8 +26,10 @@ interface NormPoint {
   readonly beta: Float32Array;
   readonly epsilon: number;
   readonly rank: number;
-  /** Spatial positions per image (H*W), for the unbiased variance. */
+  /** Spatial positions per image (H*W, or a transformer's tokens), for the unbiased variance. */
   readonly positions: number;
+  /** The channel axis when not 1 (a MatMul's output: the last axis). */
+  readonly axis?: number;
 }
 
 /** Options of the correction pass. */
@@ -64,6 +66,31 @@ function addBatchNormalization(
   prefix: string,
   opset: number,
 ): PointOutputs {
+  const axis = p.axis ?? 1;
+  if (axis !== 1) {
+    // Channels last: normalise a channels-first transpose, and transpose the result back.
+    const perm = [
+      0,
+      axis,
+      ...Array.from({ length: p.rank }, (_, i) => i).filter((i) => i !== 0 && i !== axis),
+    ];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    const first = b.op('Transpose', [p.input], { perm }, `${prefix}/channels_first`);
+    const normalised = `${prefix}/normalised`;
+    const outputs = addBatchNormalization(
+      b,
+      { ...p, input: first, output: normalised, axis: 1 },
+      prefix,
+      opset,
+    );
+    b.node(
+      'Transpose',
+      [normalised],
+      { perm: inverse },
+      { name: `${prefix}/channels_back`, outputs: [p.output] },
+    );
+    return outputs;
+  }
   if (opset >= 14 && p.rank >= 2) {
     const c = p.gamma.length;
     const mean = `${prefix}/mean`;
@@ -223,10 +250,11 @@ async function measure(
   );
 }
 
-function spatialPositions(graph: AnalyzedGraph, value: string): number {
+function spatialPositions(graph: AnalyzedGraph, value: string, axis = 1): number {
   const shape = graph.states.get(value)?.shape ?? [];
   let size = 1;
-  for (const d of shape.slice(2)) size *= typeof d === 'number' ? d : 1;
+  for (const [i, d] of shape.entries())
+    if (i !== 0 && i !== axis) size *= typeof d === 'number' ? d : 1;
   return size;
 }
 
@@ -397,7 +425,8 @@ function sourceTarget(value: string, moments: ChannelMoments): RepairTarget {
  * REPAIR (Jordan et al. 2023) for models without BatchNormalization nodes: each target
  * producer's output is brought to its target mean and std, measured layer by layer in one pass
  * (batch statistics, like a BN reset), then the per-channel affine map is folded into the
- * producer's rows and bias. Producers that are not Conv or Gemm are left alone.
+ * producer's rows and bias (a MatMul, whose bias is a later Add, gets an Add of its own for the
+ * shift). Producers that are not Conv, Gemm or MatMul with a weight are left alone.
  */
 export async function repairProducers(
   merged: AnalyzedGraph,
@@ -411,7 +440,9 @@ export async function repairProducers(
   const points: (NormPoint & { node: Node })[] = [];
   for (const target of targets) {
     const node = producers.get(target.value);
-    if (node === undefined || (node.opType !== 'Conv' && node.opType !== 'Gemm')) continue;
+    if (node === undefined || !correctable(node, model)) continue;
+    const rank = merged.states.get(target.value)?.shape.length ?? 4;
+    const axis = node.opType === 'MatMul' ? rank - 1 : 1;
     points.push({
       node,
       input: `${target.value}/zipit_raw`,
@@ -419,8 +450,9 @@ export async function repairProducers(
       gamma: target.std,
       beta: target.mean,
       epsilon: 1e-5,
-      rank: merged.states.get(target.value)?.shape.length ?? 4,
-      positions: spatialPositions(merged, target.value),
+      rank,
+      positions: spatialPositions(merged, target.value, axis),
+      ...(axis !== 1 ? { axis } : {}),
     });
   }
   if (points.length === 0) return ok({ model, corrected: 0 });
@@ -432,6 +464,15 @@ export async function repairProducers(
   const measured = await measure(model, points, new Set(), data, inputDims, options);
   if (!measured.ok) return measured;
   return ok({ model: foldCorrections(model, points, measured.value), corrected: points.length });
+}
+
+/** Whether REPAIR can fold a correction into `node`: Conv, Gemm, or MatMul by a 2-D weight. */
+function correctable(node: Node, model: Model): boolean {
+  if (node.opType === 'Conv' || node.opType === 'Gemm') return true;
+  return (
+    node.opType === 'MatMul' &&
+    model.graph.initializers.get(node.inputs[1] ?? '')?.dims.length === 2
+  );
 }
 
 /** Folds per-channel affine maps that bring each point's measured moments to its target into the producers. */
@@ -454,12 +495,38 @@ function foldCorrections(
     const node = nodes[index]!;
     const weightName = node.inputs[1]!;
     const weight = initializers.get(weightName) as Tensor<'float32'>;
-    const rowsAxis = node.opType === 'Gemm' ? gemmWeightAxes(node, weight.dims).outputAxis : 0;
+    const rowsAxis =
+      node.opType === 'Gemm'
+        ? gemmWeightAxes(node, weight.dims).outputAxis
+        : node.opType === 'MatMul'
+          ? 1
+          : 0;
     initializers.set(weightName, scaleAxis(weight, rowsAxis, scale));
     const oldBias = addedBias(node, initializers, width);
     const bias = new Float32Array(width);
     for (let c = 0; c < width; c++)
       bias[c] = scale[c]! * (oldBias[c]! - stats.mean[c]!) + p.beta[c]!;
+    if (node.opType === 'MatMul') {
+      // MatMul has no bias input: the shift is an Add of its own right after it (the model's
+      // own bias Add, if any, follows unchanged).
+      const unshifted = `${p.output}/zipit_unshifted`;
+      const shiftName = `${node.name}/zipit_shift`;
+      initializers.set(shiftName, float32Tensor([width], bias));
+      nodes.splice(
+        index,
+        1,
+        { ...node, outputs: [unshifted] },
+        {
+          name: `${node.name}/zipit_repair`,
+          opType: 'Add',
+          domain: '',
+          inputs: [unshifted, shiftName],
+          outputs: [p.output],
+          attributes: {},
+        },
+      );
+      continue;
+    }
     // The old bias is overwritten when it has one entry per channel; a broadcast scalar gets
     // a per-channel tensor of its own. Gemm's beta becomes 1 so that it adds exactly `bias`.
     const existing = node.inputs[2] ? initializers.get(node.inputs[2]) : undefined;

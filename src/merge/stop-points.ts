@@ -15,6 +15,8 @@ export interface StopPoint {
   readonly position: number;
   readonly value: string;
   readonly space: number;
+  /** The channel axis of `value` (1, or the last axis of a transformer's tokens). */
+  readonly axis: number;
   /** Weight layers on the longest path inside the trunk, and in the whole model (the paper's a/b). */
   readonly zipped: number;
   readonly total: number;
@@ -58,7 +60,12 @@ export function findStopPoints(graph: AnalyzedGraph, spaces: SpaceAnalysis): Sto
     if (live.size !== 1) continue;
     const value = [...live][0]!;
     const layout = spaces.layouts.get(value);
-    if (layout === undefined || layout.segments.length !== 1 || layout.segments[0]!.repeat !== 1)
+    if (
+      layout === undefined ||
+      layout.heads !== undefined ||
+      layout.segments.length !== 1 ||
+      layout.segments[0]!.repeat !== 1
+    )
       continue;
     const space = spaces.spaces[layout.segments[0]!.space]!;
     if (space.kind === 'fixed' || outputs.has(value)) continue;
@@ -68,6 +75,7 @@ export function findStopPoints(graph: AnalyzedGraph, spaces: SpaceAnalysis): Sto
       position: i,
       value,
       space: space.id,
+      axis: layout.axis,
       zipped: depths.get(value) ?? 0,
       total,
       trunkMacs,

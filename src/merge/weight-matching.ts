@@ -212,6 +212,7 @@ function matchPair(
     return total;
   };
   const objectives = [objective()];
+  const groupsOf = new Map(spaces.map((s) => [s.id, s.groups ?? 1]));
   const random = new Random(options.seed ?? 0);
   const order = spaces.map((s) => s.id);
   const maxSweeps = options.maxSweeps ?? 100;
@@ -235,7 +236,7 @@ function matchPair(
       const current = permutations.get(id)!;
       const cost = new Float64Array(n * n);
       for (let i = 0; i < n * n; i++) cost[i] = -similarity[i]!; // maximise = minimise the negative
-      const columnOf = solveAssignment(cost, n);
+      const columnOf = assignWithinGroups(cost, n, groupsOf.get(id) ?? 1);
       let before = 0;
       let after = 0;
       for (let i = 0; i < n; i++) {
@@ -253,6 +254,24 @@ function matchPair(
     if (!changed) break;
   }
   return { permutations, objectives };
+}
+
+/**
+ * The linear assignment of an [n, n] cost, solved inside each of `groups` consecutive blocks
+ * (attention heads: channel i of head h may only take a channel of head h).
+ */
+function assignWithinGroups(cost: Float64Array, n: number, groups: number): Int32Array {
+  if (groups <= 1) return solveAssignment(cost, n);
+  const d = n / groups;
+  const columnOf = new Int32Array(n);
+  for (let h = 0; h < groups; h++) {
+    const block = new Float64Array(d * d);
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j < d; j++) block[i * d + j] = cost[(h * d + i) * n + h * d + j]!;
+    const inner = solveAssignment(block, d);
+    for (let i = 0; i < d; i++) columnOf[h * d + i] = h * d + inner[i]!;
+  }
+  return columnOf;
 }
 
 /**

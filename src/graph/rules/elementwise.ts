@@ -49,7 +49,11 @@ function knownArithmetic(
   a: readonly (number | string)[] | undefined,
   b: readonly (number | string)[] | undefined,
 ): number[] | undefined {
-  if (a === undefined || b === undefined || a.length !== b.length) return undefined;
+  if (a === undefined || b === undefined) return undefined;
+  // A one-element operand broadcasts (`shape * -1`).
+  if (a.length === 1 && b.length > 1) a = new Array<number | string>(b.length).fill(a[0]!);
+  if (b.length === 1 && a.length > 1) b = new Array<number | string>(a.length).fill(b[0]!);
+  if (a.length !== b.length) return undefined;
   if (![...a, ...b].every((v) => typeof v === 'number')) return undefined;
   const f: Record<string, (x: number, y: number) => number> = {
     Add: (x, y) => x + y,

@@ -3,6 +3,7 @@ import { ok, type Result } from '../../errors.js';
 import type { Node } from '../../onnx/model.js';
 import { intAttr } from '../attributes.js';
 import type { ValueState } from '../value-state.js';
+import { broadcast } from './elementwise.js';
 import { inputState, shapeFailure } from './helpers.js';
 import type { OpRule, RuleContext } from './types.js';
 
@@ -77,16 +78,32 @@ function gemmShape(ctx: RuleContext): Result<ValueState[]> {
   return ok([{ shape: [rows ?? null, axes.outputs] }]);
 }
 
+/** MatMul of two activations of rank >= 3 ([..., M, K] x [..., K, N], batch dims broadcast). */
+function activationMatMulShape(ctx: RuleContext): Result<ValueState[]> {
+  const a = inputState(ctx, 0);
+  if (!a.ok) return a;
+  const b = inputState(ctx, 1);
+  if (!b.ok) return b;
+  const [x, y] = [a.value.shape, b.value.shape];
+  if (x.length < 3 || y.length < 3)
+    return shapeFailure(
+      ctx.node,
+      'expected a 2-D weight initializer as input B, or two activations of rank 3 or more (batched, as attention multiplies them).',
+    );
+  const [m, k1] = [x[x.length - 2] ?? null, x[x.length - 1] ?? null];
+  const [k2, n] = [y[y.length - 2] ?? null, y[y.length - 1] ?? null];
+  if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2)
+    return shapeFailure(ctx.node, `inner dimensions ${k1} and ${k2} differ.`);
+  const batch = broadcast(x.slice(0, -2), y.slice(0, -2));
+  if (batch === undefined) return shapeFailure(ctx.node, 'batch dimensions do not broadcast.');
+  return ok([{ shape: [...batch, m, n] }]);
+}
+
 function matMulShape(ctx: RuleContext): Result<ValueState[]> {
   const a = inputState(ctx, 0);
   if (!a.ok) return a;
   const b = ctx.initializer(ctx.node.inputs[1] ?? '');
-  if (b === undefined || b.dims.length !== 2) {
-    return shapeFailure(
-      ctx.node,
-      'expected a 2-D weight initializer as input B (MatMul of two activations is not supported).',
-    );
-  }
+  if (b === undefined || b.dims.length !== 2) return activationMatMulShape(ctx);
   const inner = a.value.shape[a.value.shape.length - 1];
   if (typeof inner === 'number' && inner !== b.dims[0])
     return shapeFailure(ctx.node, `expected ${b.dims[0]} input features, got ${inner}.`);
@@ -95,5 +112,12 @@ function matMulShape(ctx: RuleContext): Result<ValueState[]> {
 
 /** Gemm: Y = alpha * A' B' + beta * C; with A an activation and B a weight. */
 export const gemmRule: OpRule = { role: 'weight', inferShape: gemmShape };
-/** MatMul with a weight initializer as B: channels on the last axis. */
-export const matMulRule: OpRule = { role: 'weight', inferShape: matMulShape };
+/**
+ * MatMul with a 2-D weight initializer as B (channels on the last axis), or of two activations
+ * (attention), whose channels the space analysis follows as a contraction.
+ */
+export const matMulRule: OpRule = {
+  role: (ctx) =>
+    ctx.initializer(ctx.node.inputs[1] ?? '')?.dims.length === 2 ? 'weight' : 'contraction',
+  inferShape: matMulShape,
+};

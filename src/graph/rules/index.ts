@@ -7,13 +7,18 @@ import { globalPoolRule, poolRule, reduceRule } from './pool.js';
 import {
   castRule,
   concatRule,
+  constantOfShapeRule,
+  equalRule,
+  expandRule,
   flattenRule,
   gatherRule,
   reshapeRule,
   shapeRule,
   sliceRule,
   squeezeRule,
+  transposeRule,
   unsqueezeRule,
+  whereRule,
 } from './shape-ops.js';
 import type { OpRule } from './types.js';
 
@@ -58,6 +63,13 @@ export const SUPPORTED_OPS = [
   'Slice',
   'Softmax',
   'LogSoftmax',
+  'Transpose',
+  'Pow',
+  'Sqrt',
+  'Expand',
+  'ConstantOfShape',
+  'Equal',
+  'Where',
 ] as const;
 
 /** One of {@link SUPPORTED_OPS}. */
@@ -104,6 +116,13 @@ export const OP_RULES = {
   Slice: sliceRule,
   Softmax: barrierRule,
   LogSoftmax: barrierRule,
+  Transpose: transposeRule,
+  Pow: binaryRule,
+  Sqrt: unaryRule,
+  Expand: expandRule,
+  ConstantOfShape: constantOfShapeRule,
+  Equal: equalRule,
+  Where: whereRule,
 } satisfies Record<SupportedOp, OpRule>;
 
 /** The rule for an op type, or undefined when unsupported. */

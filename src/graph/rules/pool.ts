@@ -63,13 +63,17 @@ function reduceShape(ctx: RuleContext): Result<ValueState[]> {
 export const poolRule: OpRule = { role: 'per-channel', inferShape: poolShape };
 /** GlobalAveragePool / GlobalMaxPool. */
 export const globalPoolRule: OpRule = { role: 'per-channel', inferShape: globalShape };
-/** ReduceMean / ReduceMax over spatial axes (PyTorch's `x.mean((2, 3))`); over channels it is a barrier. */
+/**
+ * ReduceMean / ReduceMax over spatial or token axes (PyTorch's `x.mean((2, 3))`); over the batch
+ * a barrier. Over the channels (a LayerNorm's mean, written out) the space analysis makes the
+ * output a value without channels.
+ */
 export const reduceRule: OpRule = {
   role(ctx) {
     const rank = ctx.inputs[0]?.shape.length ?? 0;
     const axes = reduceAxes(ctx, rank);
     const keep = intAttr(ctx.node, 'keepdims', 1) === 1;
-    if (axes === undefined || axes.includes(0) || axes.includes(1)) return 'barrier';
+    if (axes === undefined || axes.includes(0)) return 'barrier';
     return keep ? 'per-channel' : 'flatten';
   },
   inferShape: reduceShape,

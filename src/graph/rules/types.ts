@@ -13,12 +13,26 @@ import type { ValueState } from '../value-state.js';
  *   sum of the inputs'; along another axis the analysis treats it as a barrier;
  * - `flatten`: Flatten/Reshape folding C x h x w into features (each channel repeated h*w), and
  *   the ops that only move the channel axis (Squeeze, Unsqueeze, ReduceMean without keepdims);
+ * - `transpose`: Transpose of an activation: the channel axis (and a head axis) move;
+ * - `contraction`: MatMul of two activations (attention's Q K^T and A V): contracts channels
+ *   with channels (tying them) or positions (keeping the channels of the other operand);
+ * - `select`: Gather/Slice of an activation: along the channels a barrier, along another axis
+ *   (taking the class token) the channels pass;
  * - `shape`: computes shapes or indices only (Shape, Gather, Unsqueeze, ...), folded away;
  * - `barrier`: mixes channels in a way merging cannot follow (e.g. Softmax over channels):
  *   its input space is fixed.
  */
 export type OpRole =
-  'weight' | 'per-channel' | 'residual' | 'concat' | 'flatten' | 'shape' | 'barrier';
+  | 'weight'
+  | 'per-channel'
+  | 'residual'
+  | 'concat'
+  | 'flatten'
+  | 'transpose'
+  | 'contraction'
+  | 'select'
+  | 'shape'
+  | 'barrier';
 
 /** Everything a rule may look at. */
 export interface RuleContext {
