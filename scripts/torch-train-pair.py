@@ -50,6 +50,20 @@ def augment(x, gen):
     return out
 
 
+def load_halves(classes):
+    """The training images of `classes` and all test images, normalised, as [N, 1, 28, 28] tensors with labels."""
+    train_x, train_y = idx("train-images-idx3-ubyte.gz"), idx("train-labels-idx1-ubyte.gz")
+    test_x, test_y = idx("t10k-images-idx3-ubyte.gz"), idx("t10k-labels-idx1-ubyte.gz")
+
+    def prepare(x, y, keep):
+        images = (torch.from_numpy(x[keep].astype(np.float32)) / 255 - MEAN) / STD
+        return images.unsqueeze(1), torch.from_numpy(y[keep].astype(np.int64))
+
+    xs, ys = prepare(train_x, train_y, np.isin(train_y, classes))
+    xt, yt = prepare(test_x, test_y, np.ones(len(test_y), dtype=bool))
+    return xs, ys, xt, yt
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--classes", required=True)
@@ -63,15 +77,7 @@ def main():
     gen = torch.Generator().manual_seed(args.seed)
     classes = [int(c) for c in args.classes.split(",")]
 
-    train_x, train_y = idx("train-images-idx3-ubyte.gz"), idx("train-labels-idx1-ubyte.gz")
-    test_x, test_y = idx("t10k-images-idx3-ubyte.gz"), idx("t10k-labels-idx1-ubyte.gz")
-
-    def prepare(x, y, keep):
-        images = (torch.from_numpy(x[keep].astype(np.float32)) / 255 - MEAN) / STD
-        return images.unsqueeze(1), torch.from_numpy(y[keep].astype(np.int64))
-
-    xs, ys = prepare(train_x, train_y, np.isin(train_y, classes))
-    xt, yt = prepare(test_x, test_y, np.ones(len(test_y), dtype=bool))
+    xs, ys, xt, yt = load_halves(classes)
 
     model = ResNet20(1, 10)
     for m in model.modules():

@@ -52,8 +52,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 from importlib import import_module
 
-idx = import_module("torch-train-reference").idx
 augment = import_module("torch-train-pair").augment
+load_halves = import_module("torch-train-pair").load_halves
 
 MEAN, STD = 0.2860, 0.3530
 BATCH = 128
@@ -243,15 +243,7 @@ def main():
     gen = torch.Generator().manual_seed(args.seed)
     classes = [int(c) for c in args.classes.split(",")]
 
-    train_x, train_y = idx("train-images-idx3-ubyte.gz"), idx("train-labels-idx1-ubyte.gz")
-    test_x, test_y = idx("t10k-images-idx3-ubyte.gz"), idx("t10k-labels-idx1-ubyte.gz")
-
-    def prepare(x, y, keep):
-        images = (torch.from_numpy(x[keep].astype(np.float32)) / 255 - MEAN) / STD
-        return images.unsqueeze(1), torch.from_numpy(y[keep].astype(np.int64))
-
-    xs, ys = prepare(train_x, train_y, np.isin(train_y, classes))
-    xt, yt = prepare(test_x, test_y, np.ones(len(test_y), dtype=bool))
+    xs, ys, xt, yt = load_halves(classes)
 
     model = ViT(dim=args.dim, depth=args.depth, heads=args.heads, mlp_ratio=2)
     initialize(model)
