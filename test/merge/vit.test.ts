@@ -7,6 +7,8 @@
  * block boundary.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeGraph } from '../../src/graph/analyze.js';
 import { countMacs } from '../../src/graph/flops.js';
@@ -20,7 +22,7 @@ import { readModelFile } from '../../src/onnx/files.js';
 import type { Model } from '../../src/onnx/model.js';
 import { Random } from '../../src/tensor/random.js';
 import { fashionMergeData, imagesAsInput, runFirstOutput } from '../exporters/helpers.js';
-import { maxAbsDiff, TEST_DIR } from '../helpers.js';
+import { maxAbsDiff, runZipit, temporaryDirectory, TEST_DIR } from '../helpers.js';
 
 const EXPORTS = ['a-opset13.onnx', 'a-opset17.onnx'] as const;
 const normalization = { mean: 0.286, std: 0.353 };
@@ -255,4 +257,20 @@ test('EXPECTED FAILURE - CCA refuses a transformer in one line', async () => {
   });
   assert.equal(cca.ok, false);
   assert.match(cca.ok ? '' : cca.message, /LayerNormalization node .* use --method zipit\.$/);
+});
+
+test('zipit inspect names the heads of a ViT; zipit merge refuses an unknown --heads rule in one line', async () => {
+  const path = `${TEST_DIR}/fixtures/torch-vit/a-opset13.onnx`;
+  const shown = await runZipit(['inspect', path, '--json']);
+  assert.equal(shown.code, 0, shown.stderr);
+  const parsed = JSON.parse(shown.stdout) as { spaces: { heads?: number }[] };
+  assert.equal(parsed.spaces.filter((s) => s.heads === 4).length, 8);
+  const text = await runZipit(['inspect', path]);
+  assert.equal(text.stdout.match(/, 4 attention heads/g)?.length, 8);
+  const out = join(temporaryDirectory('vit-cli'), 'm.onnx');
+  const refused = await runZipit(['merge', path, path, '--out', out, '--heads', 'sideways']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /--heads.*sideways.*match, in-place/);
+  assert.equal(refused.stderr.trim().split('\n').length, 1);
+  assert.equal(existsSync(out), false);
 });
