@@ -74,3 +74,15 @@ export function reshapedLayout(
     segments: layout.segments.map((s) => ({ ...s, repeat: s.repeat * chosen.repeat })),
   };
 }
+
+/**
+ * The Transpose permutation that brings a value of rank `rank` with its channels on `axis` to
+ * channels-first ([N, C, ...the other axes in order]), as statistics and REPAIR read it.
+ */
+export function channelsFirstPerm(rank: number, axis: number): number[] {
+  return [
+    0,
+    axis,
+    ...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== 0 && i !== axis),
+  ];
+}

@@ -299,8 +299,7 @@ function perChannelStep(walk: SpaceWalk, node: Node): Result<void> {
         `applies '${vector}' to attention heads; zipit follows only scalars there (the attention scale).`,
       );
   }
-  walk.layouts.set(out, inLayout);
-  if (inLayout.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(x) ?? '');
+  walk.carry(out, x, inLayout);
   for (const [i, p] of node.inputs.entries()) {
     if (i === index || p === '' || p === x) continue;
     const parameter = walk.initializer(p);
@@ -403,12 +402,7 @@ function residualStep(walk: SpaceWalk, node: Node): Result<void> {
   for (const l of inputs)
     l!.segments.forEach((s, j) => walk.union.union(first.segments[j]!.space, s.space));
   const shift = walk.shapeOf(out).length - walk.shapeOf(names[0] ?? '').length;
-  walk.layouts.set(out, {
-    axis: first.axis + shift,
-    segments: first.segments,
-    ...(first.heads ? { heads: { ...first.heads, axis: first.heads.axis + shift } } : {}),
-  });
-  if (first.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(names[0]!) ?? '');
+  walk.carry(out, names[0]!, first, (a) => a + shift);
   return DONE;
 }
 
@@ -642,12 +636,7 @@ function transposeStep(walk: SpaceWalk, node: Node): Result<void> {
       walk.scores.set(out, { ...scores, headAxis: perm.indexOf(scores.headAxis) });
     return DONE;
   }
-  walk.layouts.set(out, {
-    axis: perm.indexOf(layout.axis),
-    segments: layout.segments,
-    ...(layout.heads ? { heads: { ...layout.heads, axis: perm.indexOf(layout.heads.axis) } } : {}),
-  });
-  if (layout.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(x) ?? '');
+  walk.carry(out, x, layout, (a) => perm.indexOf(a));
   return DONE;
 }
 
@@ -696,14 +685,9 @@ function contractionStep(walk: SpaceWalk, node: Node): Result<void> {
     });
     return DONE;
   }
-  const keep = (layout: ChannelLayout, from: string, axis: number): Result<void> => {
+  const keep = (layout: ChannelLayout, from: string): Result<void> => {
     const shift = rank - walk.shapeOf(from).length;
-    walk.layouts.set(out, {
-      axis: axis + shift,
-      segments: layout.segments,
-      ...(layout.heads ? { heads: { ...layout.heads, axis: layout.heads.axis + shift } } : {}),
-    });
-    if (layout.heads !== undefined) walk.unsplit.set(out, walk.unsplit.get(from) ?? '');
+    walk.carry(out, from, layout, (a) => a + shift);
     return DONE;
   };
   // Scores x V: V's channels on its last axis pass; (V^T x scores^T) likewise on the rows.
@@ -725,14 +709,14 @@ function contractionStep(walk: SpaceWalk, node: Node): Result<void> {
     lb.axis === rb - 1 &&
     (lb.heads === undefined || lb.heads.axis < rb - 2)
   )
-    return keep(lb, b, lb.axis);
+    return keep(lb, b);
   if (
     walk.channelFree.has(b) &&
     la &&
     la.axis === ra - 2 &&
     (la.heads === undefined || la.heads.axis < ra - 2)
   )
-    return keep(la, a, la.axis);
+    return keep(la, a);
   return refuse(
     node,
     `multiplies two activations in a way zipit cannot follow (it follows attention: queries times keys transposed over their channels, and scores times values over positions).`,

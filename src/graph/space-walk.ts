@@ -100,6 +100,20 @@ export class SpaceWalk {
     this.nodeOrder = new Map(graph.model.graph.nodes.map((n, i) => [n.name, i]));
   }
 
+  /**
+   * `out` carries the channels of `from` (laid out as `layout`), its axes renumbered by
+   * `moveAxis` (a rank change, a transpose); a value split into heads keeps the [..., C] value
+   * its heads came from.
+   */
+  carry(out: string, from: string, layout: ChannelLayout, moveAxis = (a: number) => a): void {
+    this.layouts.set(out, {
+      axis: moveAxis(layout.axis),
+      segments: layout.segments,
+      ...(layout.heads ? { heads: { ...layout.heads, axis: moveAxis(layout.heads.axis) } } : {}),
+    });
+    if (layout.heads !== undefined) this.unsplit.set(out, this.unsplit.get(from) ?? '');
+  }
+
   /** Marks `value` as without channels, keeping the attention scores an input came from. */
   free(value: string, inputs: readonly string[]): void {
     this.channelFree.add(value);

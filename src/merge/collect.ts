@@ -5,6 +5,7 @@
 import { fail, ok, runtimeFailure, type Result } from '../errors.js';
 import type { Batches } from '../data/dataset.js';
 import type { AnalyzedGraph } from '../graph/analyze.js';
+import { channelsFirstPerm } from '../graph/space-layouts.js';
 import type { FeatureSpace } from '../graph/spaces.js';
 import type { ProgressListener } from '../progress.js';
 import { createGramKernel, type GramKernel } from '../runtime/gram.js';
@@ -129,14 +130,13 @@ function channelsFirst(model: Model, readings: readonly Reading[]): Model {
   for (const { value, axis, rank } of readings) {
     const name = channelsFirstName(value, axis);
     if (axis === 1 || added.has(name)) continue;
-    const rest = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== 0 && i !== axis);
     added.set(name, {
       name,
       opType: 'Transpose',
       domain: '',
       inputs: [value],
       outputs: [name],
-      attributes: { perm: { type: 'ints', value: [0, axis, ...rest] } },
+      attributes: { perm: { type: 'ints', value: channelsFirstPerm(rank, axis) } },
     });
   }
   if (added.size === 0) return model;

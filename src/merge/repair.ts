@@ -3,6 +3,7 @@ import { ok, runtimeFailure, type Result } from '../errors.js';
 import type { Batches } from '../data/dataset.js';
 import { floatAttr } from '../graph/attributes.js';
 import type { AnalyzedGraph } from '../graph/analyze.js';
+import { channelsFirstPerm } from '../graph/space-layouts.js';
 import { gemmWeightAxes } from '../graph/rules/gemm.js';
 import type { FeatureSpace } from '../graph/spaces.js';
 import { GraphBuilder } from '../onnx/builder.js';
@@ -69,11 +70,7 @@ function addBatchNormalization(
   const axis = p.axis ?? 1;
   if (axis !== 1) {
     // Channels last: normalise a channels-first transpose, and transpose the result back.
-    const perm = [
-      0,
-      axis,
-      ...Array.from({ length: p.rank }, (_, i) => i).filter((i) => i !== 0 && i !== axis),
-    ];
+    const perm = channelsFirstPerm(p.rank, axis);
     const inverse = perm.map((_, i) => perm.indexOf(i));
     const first = b.op('Transpose', [p.input], { perm }, `${prefix}/channels_first`);
     const normalised = `${prefix}/normalised`;
