@@ -141,7 +141,7 @@ async function trainAndScore(
 
 function addShared(command: Command): Command {
   return command
-    .requiredOption('--arch <arch>', 'mlp, vgg or resnet20')
+    .requiredOption('--arch <arch>', 'mlp, vgg, resnet20 or vit')
     .option('--width <n>', 'width multiplier', parseIntOption('--width', 1), 1)
     .option('--epochs <n>', 'epochs', parseIntOption('--epochs', 1), 6)
     .addOption(dataOption('training data spec'))

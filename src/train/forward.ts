@@ -13,10 +13,18 @@ export interface BatchNormSaved {
   readonly nextVar: string;
 }
 
+/** What the LayerNormalization backward rule needs: its extra outputs, shaped [..., 1]. */
+export interface LayerNormSaved {
+  readonly mean: string;
+  readonly invStdDev: string;
+}
+
 /** What the forward pass leaves for the backward pass and the step's state. */
 export interface Forward {
   /** The saved batch statistics of each BatchNormalization node. */
   readonly saved: ReadonlyMap<PlannedNode, BatchNormSaved>;
+  /** The saved statistics of each LayerNormalization node. */
+  readonly layerNorms: ReadonlyMap<PlannedNode, LayerNormSaved>;
   /** Each running-statistic input with the tensor holding its next value. */
   readonly nextStats: readonly (readonly [string, string])[];
 }
@@ -25,9 +33,26 @@ export interface Forward {
 export function emitForward(e: Emitter, plan: TrainingPlan, block: number | undefined): Forward {
   const b = e.b;
   const saved = new Map<PlannedNode, BatchNormSaved>();
+  const layerNorms = new Map<PlannedNode, LayerNormSaved>();
   const nextStats: Array<[string, string]> = [];
   for (const p of plan.nodes) {
-    if (p.op === 'BatchNormalization') {
+    if (p.op === 'LayerNormalization') {
+      // The op's optional outputs give the statistics the backward pass reuses.
+      const [, mean, invStdDev] = b.node(
+        'LayerNormalization',
+        p.node.inputs,
+        attributesOf(p.node),
+        {
+          name: p.node.name,
+          outputs: [
+            p.node.outputs[0]!,
+            `${p.node.outputs[0]!}/mean`,
+            `${p.node.outputs[0]!}/inv_std`,
+          ],
+        },
+      );
+      layerNorms.set(p, { mean: mean!, invStdDev: invStdDev! });
+    } else if (p.op === 'BatchNormalization') {
       const bn = batchNormForward(e, p);
       saved.set(p, bn);
       nextStats.push([p.node.inputs[3]!, bn.nextMean], [p.node.inputs[4]!, bn.nextVar]);
@@ -45,7 +70,7 @@ export function emitForward(e: Emitter, plan: TrainingPlan, block: number | unde
       });
     }
   }
-  return { saved, nextStats };
+  return { saved, layerNorms, nextStats };
 }
 
 function attributesOf(

@@ -12,7 +12,7 @@ export interface SgdOptions {
   /**
    * Default 'all': every trainable parameter (BN affine parameters and biases too), as
    * PyTorch's SGD does with `weight_decay` and as the reference's models were trained;
-   * 'weights': Conv and Gemm weights only.
+   * 'weights': Conv, Gemm and MatMul weights only.
    */
   readonly decay?: 'all' | 'weights';
 }
@@ -49,7 +49,9 @@ export function emitSgd(
   const b = e.b;
   const state: StateEntry[] = [];
   const weights = new Set(
-    plan.nodes.filter((p) => p.op === 'Conv' || p.op === 'Gemm').map((p) => p.node.inputs[1]!),
+    plan.nodes
+      .filter((p) => p.op === 'Conv' || p.op === 'Gemm' || p.op === 'MatMul')
+      .map((p) => p.node.inputs[1]!),
   );
   const decayed = (name: string): boolean =>
     (options.decay ?? 'all') === 'all' || weights.has(name);

@@ -1,5 +1,5 @@
 /** @file Assembles the training-step graph: forward, cross-entropy, backward, SGD update. */
-import { fail, ok, type Result } from '../errors.js';
+import { ok, type Result } from '../errors.js';
 import type { Model } from '../onnx/model.js';
 import { emitBackward } from './backward/index.js';
 import type { ConvWeightGrad } from './backward/types.js';
@@ -62,29 +62,23 @@ export function buildStepGraph(plan: TrainingPlan, options: StepGraphOptions): R
   const targets = b.input('targets', [n, plan.numClasses]);
   const learningRate = b.input('learning_rate', []);
 
-  // Every initializer becomes a fed input: weights and running statistics change each step.
-  const trainable = new Set<string>();
+  // Every parameter and running statistic becomes a fed input: they change each step.
+  // Constants (shapes, indices, frozen scalars, folded shape arithmetic) stay weights.
   const runningStats = new Set<string>();
   for (const p of plan.nodes) {
-    if (p.op === 'BatchNormalization') {
-      trainable.add(p.node.inputs[1]!).add(p.node.inputs[2]!);
-      runningStats.add(p.node.inputs[3]!).add(p.node.inputs[4]!);
-    } else if (p.op === 'Conv' || p.op === 'Gemm') {
-      for (const name of p.node.inputs.slice(1)) trainable.add(name);
-    }
+    if (p.op === 'BatchNormalization') runningStats.add(p.node.inputs[3]!).add(p.node.inputs[4]!);
   }
+  const trainable = new Set<string>();
   for (const [name, tensor] of plan.initializers) {
-    if (!trainable.has(name) && !runningStats.has(name)) {
-      return fail(
-        'unsupported-model',
-        `Initializer '${name}' is neither a weight nor a BN statistic the trainer knows.`,
-      );
-    }
+    if (!runningStats.has(name)) trainable.add(name);
     b.input(name, tensor.dims);
   }
+  // Only those the planned nodes read: the folded shape arithmetic's own inputs are not.
+  const read = new Set(plan.nodes.flatMap((p) => p.node.inputs));
+  for (const [name, tensor] of plan.constants) if (read.has(name)) b.weight(name, tensor);
 
   const block = options.nchwcBlock;
-  const { saved, nextStats } = emitForward(e, plan, block);
+  const { saved, layerNorms, nextStats } = emitForward(e, plan, block);
 
   /* ---------- loss: mean softmax cross-entropy ---------- */
   const logits = plan.output;
@@ -101,6 +95,7 @@ export function buildStepGraph(plan: TrainingPlan, options: StepGraphOptions): R
     logits,
     dLogits,
     saved,
+    layerNorms,
     convWeightGrad: options.convWeightGrad ?? 'im2col',
     block,
   });

@@ -254,7 +254,7 @@ export async function trainModel(
     const seconds = (performance.now() - started) / 1000;
     const trained = session.value.state();
     const initializers = new Map(zoo.value.graph.initializers);
-    for (const name of initializers.keys()) {
+    for (const name of plan.value.initializers.keys()) {
       initializers.set(
         name,
         float32Tensor(initializers.get(name)!.dims, Float32Array.from(trained.get(name)!)),

@@ -1,6 +1,6 @@
 /**
- * @file The model zoo: MLP, VGG-style CNN, CIFAR ResNet-20 and torchvision-layout ResNet-18/50,
- * emitted as inference ONNX.
+ * @file The model zoo: MLP, VGG-style CNN, CIFAR ResNet-20, a small ViT and torchvision-layout
+ * ResNet-18/50, emitted as inference ONNX.
  */
 import { fail, ok, type Result } from '../errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
@@ -12,9 +12,10 @@ import {
 } from '../onnx/preprocessing.js';
 import { Random } from '../tensor/random.js';
 import { batchNorm, conv, linear, relu, type LayerContext } from './layers.js';
+import { vit, vitShape } from './vit.js';
 
 /** Architectures the zoo builds and `zipit train` offers. */
-export const ARCHITECTURES = ['mlp', 'vgg', 'resnet20'] as const;
+export const ARCHITECTURES = ['mlp', 'vgg', 'resnet20', 'vit'] as const;
 /** One of {@link ARCHITECTURES}. */
 export type Architecture = (typeof ARCHITECTURES)[number];
 
@@ -85,6 +86,17 @@ export function buildZooModel(spec: ZooSpec): Result<Model> {
     case 'resnet20':
       logits = resnet20(ctx, x, c, spec.width, numClasses);
       break;
+    case 'vit': {
+      const shape = vitShape(spec.width);
+      if (h % shape.patch !== 0 || w % shape.patch !== 0) {
+        return fail(
+          'bad-argument',
+          `Expected image sides that are multiples of the ViT's ${shape.patch}-pixel patches, got ${h}x${w}`,
+        );
+      }
+      logits = vit(ctx, x, spec.inputShape, shape, numClasses);
+      break;
+    }
     case 'resnet18':
       logits = torchvisionResnet(ctx, x, c, spec.width, depth, 'basic', numClasses);
       break;

@@ -17,14 +17,25 @@ function kaimingNormal(random: Random, dims: number[], fanIn: number): Float32Ar
   return values;
 }
 
-/** Conv (no bias when followed by BN), kernel k x k, 'same' padding for odd k. */
+/** N(0, std^2) truncated at 2 standard deviations, as PyTorch transformers draw their weights. */
+export function truncatedNormal(random: Random, size: number, std: number): Float32Array {
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    let z = random.normal();
+    while (Math.abs(z) > 2) z = random.normal();
+    values[i] = z * std;
+  }
+  return values;
+}
+
+/** Conv (no bias when followed by BN), kernel k x k, 'same' padding for odd k unless `pad` says. */
 export function conv(
   ctx: LayerContext,
   name: string,
   x: string,
   inChannels: number,
   outChannels: number,
-  options: { kernel?: number; stride?: number; bias?: boolean } = {},
+  options: { kernel?: number; stride?: number; bias?: boolean; pad?: number } = {},
 ): string {
   const k = options.kernel ?? 3;
   const stride = options.stride ?? 1;
@@ -35,7 +46,7 @@ export function conv(
   );
   const inputs = [x, w];
   if (options.bias) inputs.push(ctx.builder.weight(`${name}.bias`, float32Tensor([outChannels])));
-  const pad = (k - 1) >> 1;
+  const pad = options.pad ?? (k - 1) >> 1;
   return ctx.builder.op(
     'Conv',
     inputs,
@@ -65,19 +76,24 @@ export function batchNorm(ctx: LayerContext, name: string, x: string, channels: 
   );
 }
 
-/** Linear layer as Gemm(x, W^T) + b, W stored [out, in] like PyTorch (transB = 1). */
+/**
+ * Linear layer as Gemm(x, W^T) + b, W stored [out, in] like PyTorch (transB = 1); Kaiming-normal
+ * unless `std` asks for a truncated normal.
+ */
 export function linear(
   ctx: LayerContext,
   name: string,
   x: string,
   inFeatures: number,
   outFeatures: number,
+  options: { std?: number } = {},
 ): string {
   const dims = [outFeatures, inFeatures];
-  const w = ctx.builder.weight(
-    `${name}.weight`,
-    float32Tensor(dims, kaimingNormal(ctx.random, dims, inFeatures)),
-  );
+  const values =
+    options.std === undefined
+      ? kaimingNormal(ctx.random, dims, inFeatures)
+      : truncatedNormal(ctx.random, outFeatures * inFeatures, options.std);
+  const w = ctx.builder.weight(`${name}.weight`, float32Tensor(dims, values));
   const bias = ctx.builder.weight(`${name}.bias`, float32Tensor([outFeatures]));
   return ctx.builder.op('Gemm', [x, w, bias], { transB: 1 }, name);
 }

@@ -21,7 +21,7 @@ describe('zipit train / train-pair', () => {
     [
       'EXPECTED FAILURE - unknown architecture',
       ['train', '--arch', 'resnet50', '--classes', '0,1', '--out', join(dir, 'a.onnx')],
-      'zipit: error: Expected --arch to be one of mlp, vgg, resnet20, got resnet50',
+      'zipit: error: Expected --arch to be one of mlp, vgg, resnet20, vit, got resnet50',
     ],
     [
       'EXPECTED FAILURE - width out of range',

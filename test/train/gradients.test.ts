@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import type { Model } from '../../src/onnx/model.js';
-import { float32Tensor, type Tensor } from '../../src/onnx/tensor.js';
+import { float32Tensor, int64Tensor, type Tensor } from '../../src/onnx/tensor.js';
 import { nchwcBlockSize } from '../../src/runtime/nchwc.js';
 import { Random } from '../../src/tensor/random.js';
 import { planTraining } from '../../src/train/plan.js';
 import { buildStepGraph, momentumName, type ConvWeightGrad } from '../../src/train/step-graph.js';
 import { batchNorm, conv, linear, relu, type LayerContext } from '../../src/zoo/layers.js';
+import { vit } from '../../src/zoo/vit.js';
 import { openStepSession } from './helpers.js';
 
 const N = 4;
@@ -73,6 +74,7 @@ async function stepSetup(
 async function worstGradientError(
   model: Model,
   convWeightGrad: ConvWeightGrad = 'im2col',
+  floor = 1e-3,
 ): Promise<{ error: number; weight: string }> {
   const { plan, session, initial, feeds, random } = await stepSetup(model, N, { convWeightGrad });
   const weights = [...plan.initializers].filter(([name]) => !name.includes('running')) as Array<
@@ -102,7 +104,7 @@ async function worstGradientError(
       );
     const numeric = ((await lossAt(shifted(1))) - (await lossAt(shifted(-1)))) / (2 * eps);
     const error =
-      Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric) + Math.abs(analytic));
+      Math.abs(numeric - analytic) / Math.max(floor, Math.abs(numeric) + Math.abs(analytic));
     if (error > worst.error) worst = { error, weight: name };
   }
   await session.release();
@@ -192,7 +194,82 @@ const cases: Array<[string, Parameters<typeof tinyModel>[0]]> = [
   ],
 ];
 
+/**
+ * `model` with every parameter redrawn from N(0, 0.5^2): the zoo's transformer init (std 0.02)
+ * gives gradients so small that the relative error's floor would hide a wrong rule.
+ */
+function rescaled(model: Model): Model {
+  const random = new Random(11);
+  const initializers = new Map(model.graph.initializers);
+  for (const [name, t] of initializers) {
+    if (t.dtype !== 'float32' || t.dims.length === 0 || name.includes('running')) continue;
+    const size = t.dims.reduce((a, b) => a * b, 1);
+    initializers.set(
+      name,
+      float32Tensor(
+        t.dims,
+        Float32Array.from({ length: size }, () => 0.5 * random.normal()),
+      ),
+    );
+  }
+  return { ...model, graph: { ...model.graph, initializers } };
+}
+
+/** A tiny zoo ViT on 8x8 inputs: 4 patches plus the class token, dim 8, 2 heads, 2 blocks. */
+function tinyVit(): Model {
+  const builder = new GraphBuilder('tiny-vit');
+  const ctx = { builder, random: new Random(5) };
+  const x = builder.input('input', ['N', C, 8, 8]);
+  const shape = { dim: 8, depth: 2, heads: 2, mlpRatio: 2, patch: 4 };
+  builder.node('Identity', [vit(ctx, x, [C, 8, 8], shape, K)], {}, { outputs: ['logits'] });
+  builder.output('logits', ['N', K]);
+  return rescaled(builder.build());
+}
+
+/** Patch tokens [N, T, 3] of which a Slice keeps tokens 1 and 2 for a Gemm head. */
+function tokenSliceModel(): Model {
+  const builder = new GraphBuilder('token-slice');
+  const ctx = { builder, random: new Random(5) };
+  const x = builder.input('input', ['N', C, H, H]);
+  const ints = (name: string, v: number[]) => builder.weight(name, int64Tensor([v.length], v));
+  const patches = conv(ctx, 'c1', x, C, 3, { kernel: 3, stride: 3, pad: 0, bias: true }); // [N, 3, 2, 2]
+  const tokens = builder.op(
+    'Transpose',
+    [builder.op('Reshape', [patches, ints('s1', [0, 3, -1])])],
+    {
+      perm: [0, 2, 1],
+    },
+  );
+  const kept = builder.op('Slice', [
+    tokens,
+    ints('start', [1]),
+    ints('end', [3]),
+    ints('axes', [1]),
+  ]);
+  const flat = builder.op('Reshape', [kept, ints('s2', [0, -1])]);
+  builder.node('Identity', [linear(ctx, 'fc', flat, 6, K)], {}, { outputs: ['logits'] });
+  builder.output('logits', ['N', K]);
+  return rescaled(builder.build());
+}
+
 describe('step graph gradients vs finite differences', () => {
+  it('ViT: patch Conv, class token (Expand, Concat), positions, LayerNorm, attention (MatMul of activations, Softmax), GELU (Div, Erf, Mul), Gather', async () => {
+    // NOTE: a float32 loss near 1 resolves central differences to ~1e-4 absolute; with
+    // derivatives down to 1e-3 here (a LayerNorm weight, a key projection), the floor is set
+    // so that noise stays 2.5x inside the tolerance. Wrong rules are off by O(1) elsewhere.
+    const worst = await worstGradientError(tinyVit(), 'im2col', 2e-2);
+    assert.ok(
+      worst.error < TOLERANCE,
+      `gradient of ${worst.weight} is off by ${worst.error.toExponential(2)} (relative)`,
+    );
+  });
+  it('Slice along tokens', async () => {
+    const worst = await worstGradientError(tokenSliceModel());
+    assert.ok(
+      worst.error < TOLERANCE,
+      `gradient of ${worst.weight} is off by ${worst.error.toExponential(2)} (relative)`,
+    );
+  });
   for (const [name, body] of cases) {
     it(name, async () => {
       const worst = await worstGradientError(tinyModel(body));

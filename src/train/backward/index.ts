@@ -1,14 +1,29 @@
 /** @file The gradient-rule table (one rule per trainable op) and the backward pass that applies it. */
 import type { Emitter } from '../emitter.js';
-import type { BatchNormSaved } from '../forward.js';
+import type { BatchNormSaved, LayerNormSaved } from '../forward.js';
 import type { PlannedNode, TrainableOp, TrainingPlan } from '../plan.js';
 import { GradientSums } from './accumulate.js';
 import { convGradient } from './conv.js';
-import { addGradient, identityGradient, reluGradient } from './elementwise.js';
-import { gemmGradient } from './gemm.js';
-import { batchNormGradient } from './normalization.js';
+import {
+  addGradient,
+  divGradient,
+  erfGradient,
+  expandGradient,
+  identityGradient,
+  mulGradient,
+  reluGradient,
+} from './elementwise.js';
+import { gemmGradient, matMulGradient } from './gemm.js';
+import { batchNormGradient, layerNormGradient, softmaxGradient } from './normalization.js';
 import { globalAveragePoolGradient, maxPoolGradient } from './pool.js';
-import { flattenGradient } from './shape-ops.js';
+import {
+  concatGradient,
+  flattenGradient,
+  gatherGradient,
+  reshapeGradient,
+  sliceGradient,
+  transposeGradient,
+} from './shape-ops.js';
 import type { ConvWeightGrad, GradientRule } from './types.js';
 
 /** The rule of every trainable op; a missing entry is a compile error. */
@@ -22,6 +37,18 @@ export const GRADIENT_RULES = {
   Gemm: gemmGradient,
   BatchNormalization: batchNormGradient,
   Conv: convGradient,
+  MatMul: matMulGradient,
+  Mul: mulGradient,
+  Div: divGradient,
+  Erf: erfGradient,
+  Expand: expandGradient,
+  Softmax: softmaxGradient,
+  LayerNormalization: layerNormGradient,
+  Transpose: transposeGradient,
+  Reshape: reshapeGradient,
+  Gather: gatherGradient,
+  Slice: sliceGradient,
+  Concat: concatGradient,
 } satisfies Record<TrainableOp, GradientRule>;
 
 /** What the backward pass starts from and how it may express the gradients. */
@@ -33,6 +60,7 @@ export interface BackwardOptions {
   readonly dLogits: string;
   /** The batch statistics each BatchNormalization's forward pass saved. */
   readonly saved: ReadonlyMap<PlannedNode, BatchNormSaved>;
+  readonly layerNorms: ReadonlyMap<PlannedNode, LayerNormSaved>;
   readonly convWeightGrad: ConvWeightGrad;
   /** NCHWc channel block, when blocked convolutions are wanted. */
   readonly block: number | undefined;
@@ -59,6 +87,8 @@ export function emitBackward(
       dy,
       needsInputGrad,
       saved: options.saved.get(p),
+      layerNorm: options.layerNorms.get(p),
+      constants: plan.constants,
       convWeightGrad: options.convWeightGrad,
       block: options.block,
     });

@@ -35,3 +35,37 @@ export const batchNormGradient: GradientRule = ({ e, p, dy, saved }) => {
     [beta, sumDy],
   ];
 };
+
+/**
+ * LayerNormalization over the last axis: d gamma = sum(dy * xhat), d beta = sum(dy) over every
+ * other axis, and dx = invStd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma.
+ */
+export const layerNormGradient: GradientRule = ({ e, p, dy, layerNorm }) => {
+  if (layerNorm === undefined) throw new Error('LayerNormalization backward without its forward');
+  const b = e.b;
+  const [x, gamma, beta] = p.node.inputs as [string, string, string | undefined];
+  const rank = p.outputShape.length;
+  const outer = e.ints([...Array(rank - 1).keys()]);
+  const xhat = b.op('Mul', [b.op('Sub', [x, layerNorm.mean]), layerNorm.invStdDev]);
+  const g = b.op('Mul', [dy, gamma]);
+  const meanG = b.op('ReduceMean', [g], { axes: [-1], keepdims: 1 });
+  const meanGx = b.op('ReduceMean', [b.op('Mul', [g, xhat])], { axes: [-1], keepdims: 1 });
+  const dx = b.op('Mul', [
+    layerNorm.invStdDev,
+    b.op('Sub', [b.op('Sub', [g, meanG]), b.op('Mul', [xhat, meanGx])]),
+  ]);
+  const out: Array<[string, string]> = [
+    [x, dx],
+    [gamma, b.op('ReduceSum', [b.op('Mul', [dy, xhat]), outer], { keepdims: 0 })],
+  ];
+  if (beta !== undefined && beta !== '')
+    out.push([beta, b.op('ReduceSum', [dy, outer], { keepdims: 0 })]);
+  return out;
+};
+
+/** Softmax over the last axis: dx = y * (dy - sum(dy * y)) along that axis. */
+export const softmaxGradient: GradientRule = ({ e, p, dy }) => {
+  const y = p.node.outputs[0]!;
+  const dot = e.b.op('ReduceSum', [e.b.op('Mul', [dy, y]), e.ints([-1])], { keepdims: 1 });
+  return [[p.node.inputs[0]!, e.b.op('Mul', [y, e.b.op('Sub', [dy, dot])])]];
+};

@@ -1,6 +1,7 @@
 /** @file The contract of a gradient rule: what it sees, and the gradient terms it returns. */
+import type { Tensor } from '../../onnx/tensor.js';
 import type { Emitter } from '../emitter.js';
-import type { BatchNormSaved } from '../forward.js';
+import type { BatchNormSaved, LayerNormSaved } from '../forward.js';
 import type { PlannedNode } from '../plan.js';
 
 /** How the weight gradient of a Conv is expressed (both exact; they differ only in speed). */
@@ -15,6 +16,10 @@ export interface RuleContext {
   /** False when the op reads the graph input (no gradient wanted there). */
   readonly needsInputGrad: boolean;
   readonly saved: BatchNormSaved | undefined;
+  /** The mean and inverse deviation a LayerNormalization's forward pass saved. */
+  readonly layerNorm: LayerNormSaved | undefined;
+  /** Shape and index constants and frozen scalars: no gradient goes to them. */
+  readonly constants: ReadonlyMap<string, Tensor>;
   readonly convWeightGrad: ConvWeightGrad;
   /** NCHWc channel block, when blocked convolutions are wanted. */
   readonly block: number | undefined;
