@@ -1,6 +1,6 @@
 /** @file Training throughput: images/s of one ONNX training step (forward, backward, SGD) for
- * ResNet-20 x1 and x4 at batch 128 on 2 threads, beside PyTorch's for the same model and batch
- * (scripts/torch-train-bench.py, run with /usr/bin/python3 when it has torch).
+ * ResNet-20 x1 and x4 and the zoo ViT x1 at batch 128 on 2 threads, beside PyTorch's for the
+ * same model and batch (scripts/torch-train-bench.py, run with /usr/bin/python3 when it has torch).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -16,7 +16,13 @@ import { buildZooModel } from '../src/zoo/architectures.js';
 
 const BATCH = 128;
 const THREADS = 2;
-const WIDTHS = [1, 4];
+const MODELS = [
+  { arch: 'resnet20', width: 1 },
+  { arch: 'resnet20', width: 4 },
+  { arch: 'vit', width: 1 },
+] as const;
+type BenchModel = (typeof MODELS)[number];
+const keyOf = (m: BenchModel): string => `${m.arch}x${m.width}`;
 
 /** Steps after warm-up: enough for a stable mean at x1, few at x4 where one step takes seconds. */
 function stepsFor(width: number): number {
@@ -24,11 +30,11 @@ function stepsFor(width: number): number {
 }
 
 async function onnxImagesPerSecond(
-  width: number,
+  { arch, width }: BenchModel,
   block: number | undefined,
 ): Promise<{ imagesPerSecond: number; msPerStep: number }> {
   const zoo = buildZooModel({
-    arch: 'resnet20',
+    arch,
     width,
     seed: 0,
     inputShape: [1, 28, 28],
@@ -81,7 +87,15 @@ function torchImagesPerSecond(): Record<string, number> | { skipped: string } {
   const script = join(import.meta.dirname, '..', 'scripts', 'torch-train-bench.py');
   const result = spawnSync(
     '/usr/bin/python3',
-    [script, '--widths', WIDTHS.join(','), '--batch', String(BATCH), '--threads', String(THREADS)],
+    [
+      script,
+      '--models',
+      MODELS.map(keyOf).join(','),
+      '--batch',
+      String(BATCH),
+      '--threads',
+      String(THREADS),
+    ],
     { encoding: 'utf8' },
   );
   if (result.error || result.status !== 0)
@@ -110,8 +124,8 @@ export async function benchTrain(): Promise<object> {
   let torchSkipped: string | undefined;
   for (let round = 0; round < ROUNDS; round++) {
     const measured: Record<string, number> = {};
-    for (const width of WIDTHS) {
-      measured[`resnet20x${width}`] = (await onnxImagesPerSecond(width, block)).imagesPerSecond;
+    for (const model of MODELS) {
+      measured[keyOf(model)] = (await onnxImagesPerSecond(model, block)).imagesPerSecond;
     }
     rounds.push(measured);
     if (torchSkipped !== undefined) continue;
@@ -130,9 +144,9 @@ export async function benchTrain(): Promise<object> {
   }
   // The plain NCHW graph beside the blocked one shows what the NCHWc layout buys (one round).
   const onnxPlain: Record<string, { imagesPerSecond: number; msPerStep: number }> = {};
-  for (const width of WIDTHS) {
-    const measured = await onnxImagesPerSecond(width, undefined);
-    onnxPlain[`resnet20x${width}`] = {
+  for (const model of MODELS) {
+    const measured = await onnxImagesPerSecond(model, undefined);
+    onnxPlain[keyOf(model)] = {
       imagesPerSecond: Number(measured.imagesPerSecond.toFixed(1)),
       msPerStep: Number(measured.msPerStep.toFixed(0)),
     };

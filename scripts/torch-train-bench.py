@@ -1,11 +1,14 @@
-"""Training throughput of the zoo's ResNet-20 in PyTorch, the reference for bench/train.ts.
+"""Training throughput of the zoo's ResNet-20 and ViT in PyTorch, the reference for bench/train.ts.
 
-Prints one JSON object: images/s per width at the given batch size and thread count,
-with the same layer layout as src/zoo (conv-bn-relu, BasicBlocks with conv+BN shortcuts
-where the shape changes, GAP, linear head) on 1x28x28 inputs and SGD with momentum.
+Prints one JSON object: images/s per model (resnet20xW, vitxW) at the given batch size and
+thread count, with the same layer layout as src/zoo (ResNet-20: conv-bn-relu, BasicBlocks with
+conv+BN shortcuts where the shape changes, GAP, linear head; ViT: torch-train-vit.py's model,
+whose layout src/zoo/vit.ts follows, dim 64 x W) on 1x28x28 inputs and SGD with momentum.
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import torch
@@ -52,9 +55,21 @@ class ResNet20(nn.Module):
         return self.linear(out)
 
 
-def measure(width, batch, steps, warmup):
+def build(name):
+    arch, width = name.rsplit("x", 1)
+    if arch == "resnet20":
+        return ResNet20(int(width), 10)
+    if arch == "vit":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from importlib import import_module
+
+        return import_module("torch-train-vit").ViT(dim=64 * int(width))
+    raise SystemExit(f"unknown model {name}")
+
+
+def measure(name, batch, steps, warmup):
     torch.manual_seed(0)
-    model = ResNet20(width, 10)
+    model = build(name)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(batch, 1, 28, 28)
@@ -71,7 +86,7 @@ def measure(width, batch, steps, warmup):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--widths", default="1,4")
+    parser.add_argument("--models", default="resnet20x1,resnet20x4,vitx1")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
@@ -79,9 +94,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {"torch": torch.__version__, "batch": args.batch, "threads": args.threads, "imagesPerSecond": {}}
-    for width in [int(w) for w in args.widths.split(",")]:
+    for name in args.models.split(","):
+        width = int(name.rsplit("x", 1)[1])
         steps = args.steps if width <= 2 else max(3, args.steps // 3)
-        result["imagesPerSecond"][f"resnet20x{width}"] = round(measure(width, args.batch, steps, args.warmup), 1)
+        result["imagesPerSecond"][name] = round(measure(name, args.batch, steps, args.warmup), 1)
     print(json.dumps(result))
 
 

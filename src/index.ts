@@ -144,6 +144,7 @@ export {
 export {
   trainModel,
   checkTrainOptions,
+  defaultLearningRate,
   taskAccuracy,
   type TrainOptions,
   type TrainedModel,

@@ -7,6 +7,7 @@ import { writeFailure } from '../files/write-errors.js';
 import {
   checkOutputPath,
   checkTrainOptions,
+  defaultLearningRate,
   parseTasks,
   storedClassLabels,
   storedPreprocessing,
@@ -39,7 +40,7 @@ interface SharedFlags extends RunFlags {
   data: string;
   test?: string;
   batch: number;
-  lr: number;
+  lr?: number;
   schedule: string;
   decay: string;
   head: string;
@@ -100,7 +101,7 @@ function baseOptions(
     head,
     epochs: flags.epochs,
     batchSize: flags.batch,
-    learningRate: flags.lr,
+    ...(flags.lr !== undefined ? { learningRate: flags.lr } : {}),
     schedule: flags.schedule as Schedule,
     decay: flags.decay as 'all' | 'weights',
     threads: flags.threads,
@@ -147,7 +148,11 @@ function addShared(command: Command): Command {
     .addOption(dataOption('training data spec'))
     .option('--test <spec>', 'test data spec (default: the :test split of --data)')
     .option('--batch <n>', 'batch size', parseIntOption('--batch', 2), 128)
-    .option('--lr <rate>', 'peak learning rate', parseFloatOption('--lr'), 0.1)
+    .option(
+      '--lr <rate>',
+      'peak learning rate (default 0.1; 0.2 for vit)',
+      parseFloatOption('--lr'),
+    )
     .addOption(
       new Option(
         '--schedule <kind>',
@@ -277,6 +282,7 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
           split: tasks.value,
           seeds: options.map((o) => o.seed),
           epochs: flags.epochs,
+          lr: flags.lr ?? defaultLearningRate(flags.arch as Architecture),
           schedule: flags.schedule,
           decay: flags.decay,
           head: head.value,
