@@ -31,13 +31,14 @@ export const TRAINABLE_OPS = [
   'Expand',
 ] as const;
 
+/** One of {@link TRAINABLE_OPS}. */
+export type TrainableOp = (typeof TRAINABLE_OPS)[number];
+
 /**
  * Ops on int64 shape values, computed once at the plan's batch size: a transformer's class
  * token takes the batch size from `Shape` to broadcast itself.
  */
 const FOLDED_OPS = ['Shape', 'Slice', 'Concat', 'Gather', 'Unsqueeze'] as const;
-/** One of {@link TRAINABLE_OPS}. */
-export type TrainableOp = (typeof TRAINABLE_OPS)[number];
 
 /** A forward node with the static shapes of its inputs and outputs at the plan's batch size. */
 export interface PlannedNode {
