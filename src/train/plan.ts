@@ -3,7 +3,7 @@
  * for one batch size, and the graph's shape arithmetic folded into constants.
  */
 import { fail, ok, type Result } from '../errors.js';
-import type { Attribute, Model, Node } from '../onnx/model.js';
+import { defaultOpset, type Attribute, type Model, type Node } from '../onnx/model.js';
 import { int64Tensor, sizeOf, tensorToNumbers, type Tensor } from '../onnx/tensor.js';
 
 /** Ops the trainer can differentiate: exactly those the zoo emits. */
@@ -126,14 +126,22 @@ export function planTraining(model: Model, batchSize: number): Result<TrainingPl
       `Expected the model input to be [N, C, H, W] with fixed C, H, W, got [${(input.shape ?? []).join(', ')}]`,
     );
   }
+  // Softmax's default axis and LayerNormalization exist in these forms from opset 13 and 17.
+  if (defaultOpset(model) < 13) {
+    return fail(
+      'unsupported-model',
+      `Expected a model of opset 13 or later to train, got opset ${defaultOpset(model)}.`,
+    );
+  }
   const shapes = new Map<string, readonly number[]>();
   shapes.set(input.name, [batchSize, ...(dims as number[])]);
   const initializers = new Map<string, Tensor>();
   const constants = new Map<string, Tensor>();
   for (const [name, tensor] of graph.initializers) {
     shapes.set(name, tensor.dims);
-    // NOTE: a learned scalar would be frozen here; the zoo has none.
-    if (tensor.dtype !== 'float32' || sizeOf(tensor.dims) === 1) constants.set(name, tensor);
+    // NOTE: a learned rank-0 scalar would be frozen here; the zoo has none (a one-channel
+    // BatchNorm's [1] parameters and statistics are rank 1, and stay trainable).
+    if (tensor.dtype !== 'float32' || tensor.dims.length === 0) constants.set(name, tensor);
     else initializers.set(name, tensor);
   }
   const nodes: PlannedNode[] = [];
@@ -255,6 +263,8 @@ function outputShapeOf(
       const target = known(1);
       if (target === undefined) return refuse('the target shape must be a constant.');
       if (int(node, 'allowzero', 0) !== 0) return refuse('allowzero is not supported.');
+      if (target.filter((d) => d === -1).length > 1)
+        return refuse(`at most one -1 in the target shape, got [${target}].`);
       const copied = target.map((d, i) => (d === 0 ? x[i]! : d));
       const rest = sizeOf(x) / sizeOf(copied.filter((d) => d !== -1));
       const shape = copied.map((d) => (d === -1 ? rest : d));
@@ -438,8 +448,10 @@ function foldShapeOp(
     }
     case 'Gather': {
       const indices = rest[0]!;
+      const rank = constants.get(node.inputs[1]!)!.dims.length;
+      if (rank > 1 || indices.some((i) => i < -x!.length || i >= x!.length)) return unsupported();
       const picked = indices.map((i) => x![i < 0 ? i + x!.length : i]!);
-      const scalar = constants.get(node.inputs[1]!)!.dims.length === 0;
+      const scalar = rank === 0;
       return ok(int64Tensor(scalar ? [] : [picked.length], picked));
     }
     case 'Unsqueeze':

@@ -48,10 +48,15 @@ export function emitSgd(
 ): Result<StateEntry[]> {
   const b = e.b;
   const state: StateEntry[] = [];
+  // A MatMul's weight may be either operand; activations are not initializers, so they drop out.
   const weights = new Set(
-    plan.nodes
-      .filter((p) => p.op === 'Conv' || p.op === 'Gemm' || p.op === 'MatMul')
-      .map((p) => p.node.inputs[1]!),
+    plan.nodes.flatMap((p) =>
+      p.op === 'MatMul'
+        ? p.node.inputs.filter((name) => plan.initializers.has(name))
+        : p.op === 'Conv' || p.op === 'Gemm'
+          ? [p.node.inputs[1]!]
+          : [],
+    ),
   );
   const decayed = (name: string): boolean =>
     (options.decay ?? 'all') === 'all' || weights.has(name);

@@ -36,12 +36,43 @@ describe('planTraining', () => {
     assert.deepEqual(tensorToNumbers(plan.value.constants.get(expand.node.inputs[1]!)!), [6, 1, 1]);
     assert.deepEqual(expand.outputShape, [6, 1, 64]);
     assert.ok(!plan.value.nodes.some((p) => (p.node.opType as string) === 'Shape'));
-    // Every float tensor with more than one element is a parameter; the rest never change.
+    // Every float tensor of rank 1 or more is a parameter; scalars and integers never change.
     for (const [name, t] of zoo.value.graph.initializers) {
-      const parameter = t.dtype === 'float32' && t.dims.reduce((a, d) => a * d, 1) > 1;
+      const parameter = t.dtype === 'float32' && t.dims.length > 0;
       assert.equal(plan.value.initializers.has(name), parameter, name);
       assert.equal(plan.value.constants.has(name), !parameter, name);
     }
+  });
+
+  it('keeps the [1] parameters and statistics of a one-channel BatchNorm trainable', () => {
+    const m = model((b, x) => {
+      const ones = float32Tensor([1], Float32Array.of(1));
+      const bn = b.op('BatchNormalization', [
+        x,
+        b.weight('bn.weight', ones),
+        b.weight('bn.bias', float32Tensor([1])),
+        b.weight('bn.running_mean', float32Tensor([1])),
+        b.weight('bn.running_var', ones),
+      ]);
+      const flat = b.op('Flatten', [bn], { axis: 1 });
+      return b.op(
+        'Gemm',
+        [flat, b.weight('w', float32Tensor([3, 16])), b.weight('c', float32Tensor([3]))],
+        {
+          transB: 1,
+        },
+      );
+    });
+    const plan = planTraining(m, 4);
+    assert.ok(plan.ok, plan.ok ? '' : plan.message);
+    assert.deepEqual([...plan.value.constants.keys()], []);
+  });
+
+  it('EXPECTED FAILURE - a model below opset 13, in one line', () => {
+    const m = model((b, x) => b.op('Reshape', [x, ints(b, 'shape', [0, -1])]));
+    const plan = planTraining({ ...m, opsetImports: [{ domain: '', version: 11 }] }, 4);
+    assert.ok(!plan.ok);
+    assert.equal(plan.message, 'Expected a model of opset 13 or later to train, got opset 11.');
   });
 
   const refusals: Array<[string, (b: GraphBuilder, x: string) => string, RegExp]> = [
@@ -67,6 +98,19 @@ describe('planTraining', () => {
       'a Gather of several indices',
       (b, x) => b.op('Gather', [x, ints(b, 'indices', [0, 1])], { axis: 2 }),
       /^Gather '.*': the trainer gathers one constant index \(a class token\) only\.$/,
+    ],
+    [
+      'a Reshape with two -1',
+      (b, x) => b.op('Reshape', [x, ints(b, 'shape', [0, -1, -1, 3])]),
+      /^Reshape '.*': at most one -1 in the target shape, got \[0,-1,-1,3\]\.$/,
+    ],
+    [
+      'a Gather of a shape value out of range',
+      (b, x) => {
+        const size = b.op('Gather', [b.op('Shape', [x]), b.weight('seven', int64Tensor([], [7]))]);
+        return b.op('Reshape', [x, size]);
+      },
+      /^Gather '.*': the trainer folds shape arithmetic on 1-D int64 values only\.$/,
     ],
     [
       'a strided Slice',
