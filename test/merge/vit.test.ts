@@ -247,41 +247,42 @@ test('REPAIR corrects every MatMul producer of a ViT merge: a permuted copy merg
   assert.ok(diff < 5e-3, `the merge differs by ${diff}`);
 });
 
-test('a-opset17.onnx: zipped up to every block boundary, each head of the merge computes the model', async () => {
-  const model = vit('a-opset17.onnx');
-  const permuted = permuteChannels(model, 11);
-  assert.ok(permuted.ok);
-  const graph = analyzeGraph(model);
-  assert.ok(graph.ok);
-  const points = findStopPoints(graph.value, spacesOf(model));
-  // After the embedding, after each block's attention and MLP (the last block's MLP taken at
-  // the class token, the same layers deep).
-  assert.equal(points.length, 1 + 2 * 4);
-  assert.equal(points[points.length - 1]!.axis, 1);
-  const expected = await outputOf(model);
-  for (const point of points) {
-    const merged = await mergeModels(
-      [model, permuted.value.model],
-      ['A', 'B'],
-      data,
-      normalization,
-      {
-        method: 'zipit',
-        match: { alpha: 0.5, beta: 0 },
-        repair: false,
-        logits: 'raw',
-        stopAt: point.id,
-        batchSize: 100,
-        threads: 1,
-      },
-    );
-    assert.ok(merged.ok, merged.ok ? '' : `${point.id}: ${merged.message}`);
-    // One head per model, then the combined output.
-    assert.equal(merged.value.model.graph.outputs.length, 3, point.id);
-    const diff = maxAbsDiff(expected, await outputOf(merged.value.model));
-    assert.ok(diff < 1e-4, `${point.id}: head A differs by ${diff}`);
-  }
-});
+for (const file of ['a-opset17.onnx', 'zoo-vit'] as const)
+  test(`${file}: zipped up to every block boundary, each head of the merge computes the model`, async () => {
+    const model = vit(file);
+    const permuted = permuteChannels(model, 11);
+    assert.ok(permuted.ok);
+    const graph = analyzeGraph(model);
+    assert.ok(graph.ok);
+    const points = findStopPoints(graph.value, spacesOf(model));
+    // After the embedding, after each block's attention and MLP (the last block's MLP taken at
+    // the class token, the same layers deep).
+    assert.equal(points.length, 1 + 2 * 4);
+    assert.equal(points[points.length - 1]!.axis, 1);
+    const expected = await outputOf(model);
+    for (const point of points) {
+      const merged = await mergeModels(
+        [model, permuted.value.model],
+        ['A', 'B'],
+        data,
+        normalization,
+        {
+          method: 'zipit',
+          match: { alpha: 0.5, beta: 0 },
+          repair: false,
+          logits: 'raw',
+          stopAt: point.id,
+          batchSize: 100,
+          threads: 1,
+        },
+      );
+      assert.ok(merged.ok, merged.ok ? '' : `${point.id}: ${merged.message}`);
+      // One head per model, then the combined output.
+      assert.equal(merged.value.model.graph.outputs.length, 3, point.id);
+      const diff = maxAbsDiff(expected, await outputOf(merged.value.model));
+      assert.ok(diff < 1e-4, `${point.id}: head A differs by ${diff}`);
+    }
+  });
 
 test('EXPECTED FAILURE - CCA refuses a transformer in one line', async () => {
   const model = vit('a-opset17.onnx');
