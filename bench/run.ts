@@ -35,7 +35,7 @@ if (renderFrom !== undefined) {
     machine: typeof machine;
     results: Record<string, Json>;
   };
-  writeFileSync(docs, markdown(saved.machine, saved.results));
+  writeFileSync(docs, keepHandWritten(markdown(saved.machine, saved.results)));
 } else {
   const results: Record<string, Json> = {};
   for (const [name, run] of suites) {
@@ -44,7 +44,41 @@ if (renderFrom !== undefined) {
     results[name] = (await run()) as Json;
   }
   console.log(JSON.stringify({ machine, results }, null, 2));
-  writeFileSync(docs, markdown(machine, results));
+  writeFileSync(docs, keepHandWritten(markdown(machine, results)));
+}
+
+/** `## ` sections of a Markdown text, in order: each title with its lines (heading included). */
+function sectionsOf(text: string): { title: string; lines: string[] }[] {
+  const sections: { title: string; lines: string[] }[] = [{ title: '', lines: [] }];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('## ')) sections.push({ title: line.slice(3), lines: [] });
+    sections[sections.length - 1]!.lines.push(line);
+  }
+  return sections;
+}
+
+/**
+ * `generated` with the sections of the current docs/BENCHMARKS.md that the renderer does not
+ * write (results of other benches written up by hand, e.g. bench:reference's), each placed
+ * after the section it followed before: re-rendering must not delete them.
+ */
+function keepHandWritten(generated: string): string {
+  let previous: string;
+  try {
+    previous = readFileSync(docs, 'utf8');
+  } catch {
+    return generated;
+  }
+  const out = sectionsOf(generated);
+  const titles = new Set(out.map((s) => s.title));
+  const old = sectionsOf(previous);
+  for (const [i, kept] of old.entries()) {
+    if (i === 0 || titles.has(kept.title)) continue;
+    const after = out.findIndex((s) => s.title === old[i - 1]!.title);
+    out.splice(after === -1 ? out.length : after + 1, 0, kept);
+    titles.add(kept.title);
+  }
+  return out.map((s) => s.lines.join('\n')).join('\n');
 }
 
 function markdown(m: typeof machine, r: Record<string, Json>): string {
