@@ -21,9 +21,9 @@ export function vitShape(width: number): VitShape {
   return { dim: 64 * width, depth: 4, heads: 4, mlpRatio: 2, patch: 4 };
 }
 
-// PyTorch ViTs draw linear weights, the class token and the positions from N(0, 0.02^2)
-// truncated at 2 standard deviations (timm, DeiT): Kaiming's sqrt(2 / fan-in) is for ReLU
-// stacks without normalisation and makes attention logits too large at the start.
+// Linear weights, the class token and the positions from N(0, 0.02^2) truncated at 2 standard
+// deviations, as scripts/torch-train-vit.py (after timm and DeiT) draws them: the same start
+// as the PyTorch models the trainer's accuracy is compared with.
 const TOKEN_STD = 0.02;
 
 function parameter(ctx: LayerContext, name: string, dims: number[]): string {
@@ -73,11 +73,10 @@ function scalar(b: GraphBuilder, name: string, value: number): string {
 /** GELU written as the exporters write it: x * 0.5 * (1 + erf(x / sqrt 2)). */
 function gelu(b: GraphBuilder, name: string, x: string): string {
   const erf = b.op('Erf', [b.op('Div', [x, scalar(b, `${name}.sqrt2`, Math.SQRT2)])]);
-  const half = b.op('Mul', [
+  return b.op('Mul', [
     b.op('Mul', [x, b.op('Add', [erf, scalar(b, `${name}.one`, 1)])]),
     scalar(b, `${name}.half`, 0.5),
   ]);
-  return half;
 }
 
 function attention(ctx: LayerContext, name: string, x: string, shape: VitShape): string {
@@ -86,14 +85,10 @@ function attention(ctx: LayerContext, name: string, x: string, shape: VitShape):
   const headDim = dim / heads;
   // Reshape's 0 copies the input's dimension: the batch and token counts stay dynamic.
   const split = constant(b, `${name}.split_shape`, [0, 0, heads, headDim]);
-  const heads4 = (projection: string, perm: number[]): string =>
-    b.op(
-      'Transpose',
-      [b.op('Reshape', [tokenLinear(ctx, `${name}.${projection}`, x, dim, dim), split])],
-      {
-        perm,
-      },
-    );
+  const heads4 = (projection: string, perm: number[]): string => {
+    const projected = tokenLinear(ctx, `${name}.${projection}`, x, dim, dim);
+    return b.op('Transpose', [b.op('Reshape', [projected, split])], { perm });
+  };
   const q = heads4('q', [0, 2, 1, 3]); // [N, h, T, d]
   const k = heads4('k', [0, 2, 3, 1]); // [N, h, d, T]
   const v = heads4('v', [0, 2, 1, 3]);
@@ -130,13 +125,8 @@ export function vit(
     bias: true,
     pad: 0,
   });
-  const sequence = b.op(
-    'Transpose',
-    [b.op('Reshape', [patches, constant(b, 'patch.flatten_shape', [0, dim, -1])])],
-    {
-      perm: [0, 2, 1],
-    },
-  ); // [N, T, dim]
+  const flat = b.op('Reshape', [patches, constant(b, 'patch.flatten_shape', [0, dim, -1])]);
+  const sequence = b.op('Transpose', [flat], { perm: [0, 2, 1] }); // [N, T, dim]
   // The class token broadcast to [N, 1, dim]: Expand's shape [N, 1, 1] takes N from the data.
   const batch = b.op('Slice', [
     b.op('Shape', [sequence]),
