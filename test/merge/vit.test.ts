@@ -15,7 +15,7 @@ import { countMacs } from '../../src/graph/flops.js';
 import { analyzeSpaces, type SpaceAnalysis } from '../../src/graph/spaces.js';
 import { applyTransforms } from '../../src/merge/apply.js';
 import { permuteChannels } from '../../src/merge/permute-model.js';
-import { mergeModels } from '../../src/merge/pipeline.js';
+import { mergeModels, type MergeOptions } from '../../src/merge/pipeline.js';
 import { findStopPoints } from '../../src/merge/stop-points.js';
 import { permutationTransform, type SpaceTransform } from '../../src/merge/transform.js';
 import { readModelFile } from '../../src/onnx/files.js';
@@ -80,6 +80,18 @@ function spacesOf(model: Model): SpaceAnalysis {
 const data = fashionMergeData();
 const probe = imagesAsInput(data, 8, normalization.mean, normalization.std);
 const outputOf = (model: Model): Promise<Float32Array> => runFirstOutput(model, probe, shape, 8);
+
+/** Merges `a` with `b` exactly as the exactness tests need (beta 0, no correction, raw logits). */
+const mergeExactly = (a: Model, b: Model, options: Partial<MergeOptions> = {}) =>
+  mergeModels([a, b], ['A', 'B'], data, normalization, {
+    method: 'zipit',
+    match: { alpha: 0.5, beta: 0 },
+    repair: false,
+    logits: 'raw',
+    batchSize: 100,
+    threads: 1,
+    ...options,
+  });
 
 for (const file of EXPORTS) {
   test(`${file}: one residual stream, and per block a Q/K space and a V space split into 4 heads and an MLP space`, () => {
@@ -168,20 +180,7 @@ for (const file of EXPORTS) {
       const model = vit(file);
       const permuted = permuteChannels(model, 7);
       assert.ok(permuted.ok);
-      const merged = await mergeModels(
-        [model, permuted.value.model],
-        ['A', 'B'],
-        data,
-        normalization,
-        {
-          method,
-          match: { alpha: 0.5, beta: 0 },
-          repair: false,
-          logits: 'raw',
-          batchSize: 100,
-          threads: 1,
-        },
-      );
+      const merged = await mergeExactly(model, permuted.value.model, { method });
       assert.ok(merged.ok, merged.ok ? '' : merged.message);
       const diff = maxAbsDiff(await outputOf(model), await outputOf(merged.value.model));
       assert.ok(diff < 1e-4, `differs by ${diff}`);
@@ -204,15 +203,7 @@ for (const file of ['a-opset17.onnx', 'zoo-vit'] as const)
     });
     assert.ok(moved);
     const merge = (method: 'zipit' | 'permute', heads: 'match' | 'in-place') =>
-      mergeModels([model, shuffled.value.model], ['A', 'B'], data, normalization, {
-        method,
-        match: { alpha: 0.5, beta: 0 },
-        repair: false,
-        logits: 'raw',
-        heads,
-        batchSize: 100,
-        threads: 1,
-      });
+      mergeExactly(model, shuffled.value.model, { method, heads });
     for (const method of ['zipit', 'permute'] as const) {
       const matched = await merge(method, 'match');
       assert.ok(matched.ok, matched.ok ? '' : matched.message);
@@ -263,21 +254,7 @@ for (const file of ['a-opset17.onnx', 'zoo-vit'] as const)
     assert.equal(points[points.length - 1]!.axis, 1);
     const expected = await outputOf(model);
     for (const point of points) {
-      const merged = await mergeModels(
-        [model, permuted.value.model],
-        ['A', 'B'],
-        data,
-        normalization,
-        {
-          method: 'zipit',
-          match: { alpha: 0.5, beta: 0 },
-          repair: false,
-          logits: 'raw',
-          stopAt: point.id,
-          batchSize: 100,
-          threads: 1,
-        },
-      );
+      const merged = await mergeExactly(model, permuted.value.model, { stopAt: point.id });
       assert.ok(merged.ok, merged.ok ? '' : `${point.id}: ${merged.message}`);
       // One head per model, then the combined output.
       assert.equal(merged.value.model.graph.outputs.length, 3, point.id);
