@@ -43,6 +43,7 @@ interface SharedFlags extends RunFlags {
   lr?: number;
   schedule: string;
   decay: string;
+  labelSmoothing: number;
   head: string;
   out: string;
 }
@@ -104,6 +105,7 @@ function baseOptions(
     ...(flags.lr !== undefined ? { learningRate: flags.lr } : {}),
     schedule: flags.schedule as Schedule,
     decay: flags.decay as 'all' | 'weights',
+    labelSmoothing: flags.labelSmoothing,
     threads: flags.threads,
   };
 }
@@ -168,6 +170,12 @@ function addShared(command: Command): Command {
       )
         .choices(['all', 'weights'])
         .default('all'),
+    )
+    .option(
+      '--label-smoothing <eps>',
+      "targets keep 1 - eps on the label and spread eps over the model's own classes",
+      parseFloatOption('--label-smoothing'),
+      0,
     )
     .addOption(threadsOption('onnxruntime threads'))
     .option(
@@ -285,6 +293,7 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
           lr: flags.lr ?? defaultLearningRate(flags.arch as Architecture),
           schedule: flags.schedule,
           decay: flags.decay,
+          labelSmoothing: flags.labelSmoothing,
           head: head.value,
           data: flags.data,
           taskAccuracy: results.map((r) => r.accuracy),

@@ -132,14 +132,16 @@ async function trainedModel(
       // The training recipe (trainModel's defaults): a model of another recipe is not reused.
       'zipit.schedule': 'linear',
       'zipit.decay': 'all',
+      'zipit.label_smoothing': '0',
     };
-    const differing = Object.entries(wanted).filter(
-      ([key, value]) => existing.value.metadata[key] !== value,
-    );
+    // Models trained before the key existed had no label smoothing.
+    const metadata: Record<string, string> = {
+      'zipit.label_smoothing': '0',
+      ...existing.value.metadata,
+    };
+    const differing = Object.entries(wanted).filter(([key, value]) => metadata[key] !== value);
     if (differing.length === 0) return existing;
-    const was = differing
-      .map(([key]) => `${key.slice(6)} ${existing.value.metadata[key] ?? '(none)'}`)
-      .join(', ');
+    const was = differing.map(([key]) => `${key.slice(6)} ${metadata[key] ?? '(none)'}`).join(', ');
     const now = differing.map(([key, value]) => `${key.slice(6)} ${value}`).join(', ');
     return fail(
       'bad-argument',

@@ -43,6 +43,11 @@ export interface TrainOptions {
   /** Which parameters decay: default 'all' (PyTorch's SGD default); 'weights': Conv/Gemm weights only. */
   readonly decay?: 'all' | 'weights';
   /**
+   * Default 0. With eps > 0 a target keeps 1 - eps on its class and spreads eps evenly over the
+   * model's trained classes, never over the others: it learns nothing about unseen classes.
+   */
+  readonly labelSmoothing?: number;
+  /**
    * Default 'linear': 15% linear warm-up, then linear decay to 0 (the reference's recipe);
    * 'cosine': 3% warm-up, then cosine.
    */
@@ -107,6 +112,9 @@ export function checkTrainOptions(options: TrainOptions, numClasses: number): Re
   const lr = options.learningRate ?? defaultLearningRate(options.arch);
   if (!(lr > 0) || !Number.isFinite(lr))
     return fail('bad-argument', `Expected --lr to be a positive number, got ${lr}`);
+  const eps = options.labelSmoothing ?? 0;
+  if (!(eps >= 0 && eps < 1))
+    return fail('bad-argument', `Expected --label-smoothing to be in [0, 1), got ${eps}`);
   return ok(undefined);
 }
 
@@ -115,6 +123,27 @@ function logitOfClass(classes: readonly number[], head: Head, numClasses: number
   const index = new Int32Array(numClasses).fill(-1);
   classes.forEach((k, position) => (index[k] = head === 'all' ? k : position));
   return index;
+}
+
+/**
+ * Writes the targets of one batch: `1 - eps` on each image's logit, plus `eps / columns` on
+ * every one of the trained classes' logits `taskColumns`; other logits stay 0.
+ */
+export function fillTargets(
+  out: Float32Array,
+  logitOfImage: (i: number) => number,
+  taskColumns: readonly number[],
+  numLogits: number,
+  eps: number,
+): void {
+  out.fill(0);
+  const rows = out.length / numLogits;
+  const share = eps / taskColumns.length;
+  for (let i = 0; i < rows; i++) {
+    if (share > 0) for (const c of taskColumns) out[i * numLogits + c] = share;
+    const at = i * numLogits + logitOfImage(i);
+    out[at] = out[at]! + 1 - eps;
+  }
 }
 
 /** Index of the largest of `logits[row, columns[*]]`: the prediction among a task's classes. */
@@ -209,9 +238,13 @@ export async function trainModel(
       for (let s = 0; s < stepsPerEpoch; s++) {
         const indices = order.subarray(s * batchSize, (s + 1) * batchSize);
         fillAugmentedBatch(ds, indices, augmentation, mean, std, random, input.data);
-        targets.data.fill(0);
-        for (let i = 0; i < batchSize; i++)
-          targets.data[i * numLogits + logitIndex[ds.labels[indices[i]!]!]!] = 1;
+        fillTargets(
+          targets.data,
+          (i) => logitIndex[ds.labels[indices[i]!]!]!,
+          taskColumns,
+          numLogits,
+          options.labelSmoothing ?? 0,
+        );
         const globalStep = epoch * stepsPerEpoch + s;
         learningRate.data[0] = learningRateAt(
           schedule,
@@ -278,6 +311,9 @@ export async function trainModel(
         'zipit.lr': String(options.learningRate ?? defaultLearningRate(options.arch)),
         'zipit.schedule': options.schedule ?? 'linear',
         'zipit.decay': options.decay ?? 'all',
+        ...(options.labelSmoothing
+          ? { 'zipit.label_smoothing': String(options.labelSmoothing) }
+          : {}),
       },
       graph: { ...zoo.value.graph, initializers },
     };

@@ -6,7 +6,13 @@ import { storedClassLabels, storedPreprocessing } from '../../src/onnx/preproces
 import { Random } from '../../src/tensor/random.js';
 import { cosineLearningRate } from '../../src/train/schedule.js';
 import { fillAugmentedBatch } from '../../src/train/augment.js';
-import { taskAccuracy, trainModel, type TrainOptions } from '../../src/train/trainer.js';
+import {
+  checkTrainOptions,
+  fillTargets,
+  taskAccuracy,
+  trainModel,
+  type TrainOptions,
+} from '../../src/train/trainer.js';
 import { buildZooModel } from '../../src/zoo/architectures.js';
 
 /** 4 classes of 8x8 images: a bright square in one of the four quadrants, plus noise. */
@@ -172,10 +178,53 @@ describe('trainModel', () => {
     assert.ok(!weights(a).equals(weights(c)));
   });
 
+  it("with label smoothing the loss stays above the smoothed targets' entropy, without it falls below", async () => {
+    // Two trained classes, eps 0.4: each target is (0.8, 0.2) over them, whose cross-entropy
+    // cannot fall below its entropy, 0.500; one-hot targets have no such floor.
+    const options = {
+      ...base,
+      arch: 'mlp' as const,
+      epochs: 6,
+      learningRate: 0.01,
+      classes: [0, 3],
+    };
+    const [plain, smoothed] = await Promise.all([
+      trainModel(quadrants(160, 1), options),
+      trainModel(quadrants(160, 1), { ...options, labelSmoothing: 0.4 }),
+    ]);
+    assert.ok(plain.ok && smoothed.ok);
+    const floor = -(0.8 * Math.log(0.8) + 0.2 * Math.log(0.2));
+    const last = (r: typeof plain) => (r.ok ? r.value.summary.epochs.at(-1)!.loss : NaN);
+    assert.ok(last(plain) < 0.8 * floor, `plain loss ${last(plain)}`);
+    assert.ok(last(smoothed) >= floor - 1e-4, `smoothed loss ${last(smoothed)}`);
+    assert.ok(last(smoothed) < floor + 0.15, `smoothed loss ${last(smoothed)}`);
+    assert.equal(smoothed.value.model.metadata['zipit.label_smoothing'], '0.4');
+    assert.equal(plain.value.model.metadata['zipit.label_smoothing'], undefined);
+  });
+
+  it('EXPECTED FAILURE - label smoothing outside [0, 1)', () => {
+    for (const eps of [1, -0.1, NaN]) {
+      const checked = checkTrainOptions({ ...base, classes: [0], labelSmoothing: eps }, 4);
+      assert.ok(!checked.ok);
+      assert.equal(checked.message, `Expected --label-smoothing to be in [0, 1), got ${eps}`);
+    }
+  });
+
   it('EXPECTED FAILURE - classes outside the label space', async () => {
     const result = await trainModel(quadrants(32, 1), { ...base, classes: [0, 9] });
     assert.ok(!result.ok);
     assert.equal(result.message, 'Expected classes 0..3 in --classes, got 9');
+  });
+});
+
+describe('fillTargets', () => {
+  it('puts 1 - eps on the label and eps / k on each of the k trained logits, 0 elsewhere', () => {
+    const out = new Float32Array(2 * 5).fill(9);
+    fillTargets(out, (i) => [1, 4][i]!, [1, 3, 4], 5, 0.3);
+    const expected = [0, 0.8, 0, 0.1, 0.1, 0, 0.1, 0, 0.1, 0.8];
+    expected.forEach((v, i) => assert.ok(Math.abs(out[i]! - v) < 1e-6, `${i}: ${out[i]}`));
+    fillTargets(out, (i) => [1, 4][i]!, [1, 3, 4], 5, 0);
+    assert.deepEqual([...out], [0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
   });
 });
 
