@@ -1,9 +1,13 @@
 /** @file Shared test helpers: fixture paths, zoo models, running a model on a batch. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { analyzeGraph } from '../src/graph/analyze.js';
+import { analyzeSpaces, type SpaceAnalysis } from '../src/graph/spaces.js';
+import type { GraphBuilder } from '../src/onnx/builder.js';
 import { readModelFile } from '../src/onnx/files.js';
 import type { Model } from '../src/onnx/model.js';
 import { float32Tensor } from '../src/onnx/tensor.js';
@@ -126,4 +130,32 @@ export function temporaryDirectory(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The merge spaces of `model`; fails the test if the graph or its spaces cannot be analysed. */
+export function spacesOf(model: Model): SpaceAnalysis {
+  const graph = analyzeGraph(model);
+  assert.ok(graph.ok, graph.ok ? '' : graph.message);
+  const spaces = analyzeSpaces(graph.value);
+  assert.ok(spaces.ok, spaces.ok ? '' : spaces.message);
+  return spaces.value;
+}
+
+/** Deterministic weights in [-0.5, 0.5]. */
+export function sineValues(count: number, seed: number): Float32Array {
+  return Float32Array.from({ length: count }, (_, i) => 0.5 * Math.sin(i * 1.7 + seed * 3.1));
+}
+
+/** A weight initializer of `dims` filled with {@link sineValues}; returns its name. */
+export function sineWeight(b: GraphBuilder, name: string, dims: number[], seed: number): string {
+  return b.weight(
+    name,
+    float32Tensor(
+      dims,
+      sineValues(
+        dims.reduce((x, y) => x * y, 1),
+        seed,
+      ),
+    ),
+  );
 }

@@ -5,39 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { analyzeGraph } from '../../src/graph/analyze.js';
-import { analyzeSpaces, type SpaceAnalysis } from '../../src/graph/spaces.js';
+import type { SpaceAnalysis } from '../../src/graph/spaces.js';
 import { float, GraphBuilder } from '../../src/onnx/builder.js';
 import { decodeModel, encodeModel, type Dim, type Model } from '../../src/onnx/model.js';
 import { float32Tensor, int64Tensor } from '../../src/onnx/tensor.js';
 import { mergesBackToItself, syntheticData } from './helpers.js';
+import { sineValues, sineWeight, spacesOf } from '../helpers.js';
 
 const NORMALIZATION = { mean: 0.5, std: 0.25 };
-
-/** Deterministic weights in [-0.5, 0.5]. */
-function values(count: number, seed: number): Float32Array {
-  return Float32Array.from({ length: count }, (_, i) => 0.5 * Math.sin(i * 1.7 + seed * 3.1));
-}
-
-function weight(b: GraphBuilder, name: string, dims: number[], seed: number): string {
-  return b.weight(
-    name,
-    float32Tensor(
-      dims,
-      values(
-        dims.reduce((x, y) => x * y, 1),
-        seed,
-      ),
-    ),
-  );
-}
-
-function spacesOf(model: Model): SpaceAnalysis {
-  const graph = analyzeGraph(model);
-  assert.ok(graph.ok, graph.ok ? '' : graph.message);
-  const spaces = analyzeSpaces(graph.value);
-  assert.ok(spaces.ok, spaces.ok ? '' : spaces.message);
-  return spaces.value;
-}
 
 /** Encodes and decodes (as a file would), analyses, and checks the merge-back invariance. */
 async function assertMergesBack(
@@ -60,7 +35,7 @@ function convNet(
   const b = new GraphBuilder('patterns');
   const torch = options.names === 'torch';
   const x = b.input('input', [options.batch === undefined ? 'N' : options.batch, 1, 6, 6]);
-  const convWeight = weight(b, torch ? 'onnx::Conv_123' : 'conv.weight', [4, 1, 3, 3], 1);
+  const convWeight = sineWeight(b, torch ? 'onnx::Conv_123' : 'conv.weight', [4, 1, 3, 3], 1);
   const conv = b.op(
     'Conv',
     [x, convWeight, b.weight(torch ? 'onnx::Conv_124' : 'conv.bias', float32Tensor([4]))],
@@ -71,12 +46,12 @@ function convNet(
   const flat = flatten(b, relu);
   const transB = options.transB ?? 1;
   // transB = 0 stores the weight as [in, out] (TensorFlow exporters); 1 as [out, in] (PyTorch).
-  const fc1 = b.op('Gemm', [flat, weight(b, 'fc1.weight', transB ? [5, 144] : [144, 5], 2)], {
+  const fc1 = b.op('Gemm', [flat, sineWeight(b, 'fc1.weight', transB ? [5, 144] : [144, 5], 2)], {
     transB,
   });
   b.node(
     'Gemm',
-    [b.op('Relu', [fc1]), weight(b, 'fc2.weight', transB ? [3, 5] : [5, 3], 3)],
+    [b.op('Relu', [fc1]), sineWeight(b, 'fc2.weight', transB ? [3, 5] : [5, 3], 3)],
     { transB },
     {
       outputs: ['logits'],
@@ -134,12 +109,22 @@ test('Constant nodes holding weights and Identity aliases of weights (onnx::Gemm
   const x = b.input('input', ['N', 1, 4, 4]);
   const flat = b.op('Flatten', [x]);
   // A weight stored as a Constant node (tf2onnx, constant folding off) ...
-  const w1 = b.op('Constant', [], { value: float32Tensor([6, 16], values(96, 1)) }, 'onnx::Gemm_5');
+  const w1 = b.op(
+    'Constant',
+    [],
+    { value: float32Tensor([6, 16], sineValues(96, 1)) },
+    'onnx::Gemm_5',
+  );
   // ... and one read through Identity (PyTorch's deduplicated parameters).
-  const w2 = b.op('Identity', [weight(b, 'fc2.weight', [5, 6], 2)], {}, 'onnx::Gemm_12');
+  const w2 = b.op('Identity', [sineWeight(b, 'fc2.weight', [5, 6], 2)], {}, 'onnx::Gemm_12');
   const h1 = b.op('Relu', [b.op('Gemm', [flat, w1], { transB: 1 })]);
   const h2 = b.op('Identity', [b.op('Relu', [b.op('Gemm', [h1, w2], { transB: 1 })])]);
-  b.node('Gemm', [h2, weight(b, 'fc3.weight', [3, 5], 3)], { transB: 1 }, { outputs: ['logits'] });
+  b.node(
+    'Gemm',
+    [h2, sineWeight(b, 'fc3.weight', [3, 5], 3)],
+    { transB: 1 },
+    { outputs: ['logits'] },
+  );
   b.output('logits', ['N', 3]);
   const model = b.build();
   const graph = analyzeGraph(model);
@@ -161,7 +146,9 @@ function batchNormNet(
 ): Model {
   const b = new GraphBuilder(`bn-opset${opset}`);
   const x = b.input('input', ['N', 2, 5, 5]);
-  const conv = b.op('Conv', [x, weight(b, 'conv.weight', [4, 2, 3, 3], 1)], { pads: [1, 1, 1, 1] });
+  const conv = b.op('Conv', [x, sineWeight(b, 'conv.weight', [4, 2, 3, 3], 1)], {
+    pads: [1, 1, 1, 1],
+  });
   const bn = b.op(
     'BatchNormalization',
     [
@@ -178,7 +165,7 @@ function batchNormNet(
   const bias = b.weight('fc.bias', float32Tensor([3], Float32Array.of(0.1, 0, -0.1)));
   b.node(
     'Gemm',
-    [pooled, weight(b, 'fc.weight', [3, 4], 2), bias],
+    [pooled, sineWeight(b, 'fc.weight', [3, 4], 2), bias],
     { transB: 1 },
     {
       outputs: ['logits'],
@@ -247,13 +234,18 @@ test('graph inputs that duplicate initializers (keep_initializers_as_inputs) are
 function tiedNet(): Model {
   const b = new GraphBuilder('tied');
   const x = b.input('input', ['N', 1, 4, 4]);
-  const shared = weight(b, 'shared.weight', [6, 6], 2);
+  const shared = sineWeight(b, 'shared.weight', [6, 6], 2);
   const h1 = b.op('Relu', [
-    b.op('Gemm', [b.op('Flatten', [x]), weight(b, 'fc1.weight', [6, 16], 1)], { transB: 1 }),
+    b.op('Gemm', [b.op('Flatten', [x]), sineWeight(b, 'fc1.weight', [6, 16], 1)], { transB: 1 }),
   ]);
   const h2 = b.op('Relu', [b.op('Gemm', [h1, shared], { transB: 1 })]);
   const h3 = b.op('Relu', [b.op('Gemm', [h2, shared], { transB: 1 })]);
-  b.node('Gemm', [h3, weight(b, 'fc4.weight', [3, 6], 3)], { transB: 1 }, { outputs: ['logits'] });
+  b.node(
+    'Gemm',
+    [h3, sineWeight(b, 'fc4.weight', [3, 6], 3)],
+    { transB: 1 },
+    { outputs: ['logits'] },
+  );
   b.output('logits', ['N', 3]);
   return b.build();
 }

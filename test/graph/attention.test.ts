@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { analyzeGraph } from '../../src/graph/analyze.js';
-import { analyzeSpaces, type SpaceAnalysis } from '../../src/graph/spaces.js';
+import { analyzeSpaces } from '../../src/graph/spaces.js';
 import { permuteChannels } from '../../src/merge/permute-model.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import type { Model } from '../../src/onnx/model.js';
 import { float32Tensor, int64Tensor } from '../../src/onnx/tensor.js';
 import { probeFor, runFirstOutput } from '../exporters/helpers.js';
-import { maxAbsDiff } from '../helpers.js';
+import { maxAbsDiff, spacesOf } from '../helpers.js';
 
 const T = 3;
 const C = 8;
@@ -84,12 +84,6 @@ function analyze(model: Model) {
   const graph = analyzeGraph(model);
   assert.ok(graph.ok, graph.ok ? '' : graph.message);
   return analyzeSpaces(graph.value);
-}
-
-function spacesOf(model: Model): SpaceAnalysis {
-  const spaces = analyze(model);
-  assert.ok(spaces.ok, spaces.ok ? '' : spaces.message);
-  return spaces.value;
 }
 
 async function assertPermutationKeepsFunction(model: Model, heads: boolean): Promise<void> {

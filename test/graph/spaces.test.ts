@@ -12,28 +12,12 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import type { Dim, Model } from '../../src/onnx/model.js';
 import { float32Tensor } from '../../src/onnx/tensor.js';
 import { probeFor, runFirstOutput } from '../exporters/helpers.js';
-import { maxAbsDiff } from '../helpers.js';
-
-/** Deterministic weights in [-0.5, 0.5]. */
-function values(count: number, seed: number): Float32Array {
-  return Float32Array.from({ length: count }, (_, i) => 0.5 * Math.sin(i * 1.7 + seed * 3.1));
-}
-
-function weight(b: GraphBuilder, name: string, dims: number[], seed: number): string {
-  const count = dims.reduce((x, y) => x * y, 1);
-  return b.weight(name, float32Tensor(dims, values(count, seed)));
-}
+import { maxAbsDiff, sineWeight, spacesOf } from '../helpers.js';
 
 function analyze(model: Model) {
   const graph = analyzeGraph(model);
   assert.ok(graph.ok, graph.ok ? '' : graph.message);
   return analyzeSpaces(graph.value);
-}
-
-function spacesOf(model: Model): SpaceAnalysis {
-  const spaces = analyze(model);
-  assert.ok(spaces.ok, spaces.ok ? '' : spaces.message);
-  return spaces.value;
 }
 
 /** The one-line message of a refused model. */
@@ -71,7 +55,7 @@ function classify(b: GraphBuilder, features: string, seed: number, batch: 'N' | 
   const pooled = b.op('Flatten', [b.op('GlobalAveragePool', [features])]);
   b.node(
     'Gemm',
-    [pooled, weight(b, 'fc.weight', [3, 4], seed)],
+    [pooled, sineWeight(b, 'fc.weight', [3, 4], seed)],
     { transB: 1 },
     { outputs: ['logits'] },
   );
@@ -84,7 +68,7 @@ function convNet(head: (b: GraphBuilder, x: string) => string): Model {
   const x = b.input('input', ['N', 2, 5, 5]);
   const conv = b.op(
     'Conv',
-    [x, weight(b, 'conv.weight', [4, 2, 3, 3], 1), weight(b, 'conv.bias', [4], 2)],
+    [x, sineWeight(b, 'conv.weight', [4, 2, 3, 3], 1), sineWeight(b, 'conv.bias', [4], 2)],
     { pads: [1, 1, 1, 1] },
     'conv',
   );
@@ -96,7 +80,7 @@ test('Add/Sub/Mul/Div with the constant first are traced like with the constant 
   for (const op of ['Add', 'Sub', 'Mul', 'Div']) {
     for (const constantFirst of [true, false]) {
       const model = convNet((b, x) => {
-        const c = weight(b, 'c', [1, 4, 1, 1], 4);
+        const c = sineWeight(b, 'c', [1, 4, 1, 1], 4);
         return b.op(op, constantFirst ? [c, x] : [x, c], {}, 'arith');
       });
       const spaces = spacesOf(model);
@@ -114,7 +98,12 @@ test('Add/Sub/Mul/Div with the constant first are traced like with the constant 
 
 test('EXPECTED FAILURE - a per-channel constant computed by nodes (constant folding off) is refused', () => {
   const model = convNet((b, x) =>
-    b.op('Mul', [x, b.op('Sigmoid', [weight(b, 'c', [1, 4, 1, 1], 4)], {}, 'gate')], {}, 'scale'),
+    b.op(
+      'Mul',
+      [x, b.op('Sigmoid', [sineWeight(b, 'c', [1, 4, 1, 1], 4)], {}, 'gate')],
+      {},
+      'scale',
+    ),
   );
   assert.match(
     refusal(model),
@@ -125,8 +114,13 @@ test('EXPECTED FAILURE - a per-channel constant computed by nodes (constant fold
 test('Mul of two activations ties their spaces like a residual Add (exact under permutation)', async () => {
   const b = new GraphBuilder('gated');
   const x = b.input('input', ['N', 2, 5, 5]);
-  const a = b.op('Conv', [x, weight(b, 'a.weight', [4, 2, 3, 3], 1)], { pads: [1, 1, 1, 1] }, 'a');
-  const g = b.op('Conv', [x, weight(b, 'g.weight', [4, 2, 1, 1], 2)], {}, 'g');
+  const a = b.op(
+    'Conv',
+    [x, sineWeight(b, 'a.weight', [4, 2, 3, 3], 1)],
+    { pads: [1, 1, 1, 1] },
+    'a',
+  );
+  const g = b.op('Conv', [x, sineWeight(b, 'g.weight', [4, 2, 1, 1], 2)], {}, 'g');
   const gated = b.op('Mul', [b.op('Relu', [a]), b.op('Sigmoid', [g])]);
   classify(b, gated, 3);
   const model = b.build();
@@ -139,14 +133,14 @@ test('Mul of two activations ties their spaces like a residual Add (exact under 
 test('EXPECTED FAILURE - a channel Concat with an input zipit cannot trace names the node and the input', () => {
   const b = new GraphBuilder('concat-constant');
   const x = b.input('input', [1, 2, 4, 4]);
-  const conv = b.op('Conv', [x, weight(b, 'conv.weight', [3, 2, 1, 1], 1)]);
+  const conv = b.op('Conv', [x, sineWeight(b, 'conv.weight', [3, 2, 1, 1], 1)]);
   const cat = b.op(
     'Concat',
-    [b.op('Relu', [conv]), weight(b, 'pad', [1, 2, 4, 4], 2)],
+    [b.op('Relu', [conv]), sineWeight(b, 'pad', [1, 2, 4, 4], 2)],
     { axis: 1 },
     'cat',
   );
-  const mix = b.op('Conv', [cat, weight(b, 'mix.weight', [4, 5, 1, 1], 3)]);
+  const mix = b.op('Conv', [cat, sineWeight(b, 'mix.weight', [4, 5, 1, 1], 3)]);
   classify(b, mix, 4, 1);
   assert.match(
     refusal(b.build()),
@@ -161,7 +155,7 @@ function sequenceNet(
 ): Model {
   const b = new GraphBuilder('sequence');
   const input = b.input('input', ['N', 3, 4]);
-  const h = b.op('Relu', [b.op('MatMul', [input, weight(b, 'w1', [4, 5], 1)], {}, 'mm1')]);
+  const h = b.op('Relu', [b.op('MatMul', [input, sineWeight(b, 'w1', [4, 5], 1)], {}, 'mm1')]);
   const out = rest(b, h, input);
   b.node('Identity', [out], {}, { outputs: ['logits'] });
   b.output('logits', outputShape);
@@ -171,9 +165,11 @@ function sequenceNet(
 test('a Concat on the last axis of MatMul outputs (axis -1) is a channel Concat', async () => {
   const model = sequenceNet(
     (b, h, input) => {
-      const other = b.op('Relu', [b.op('MatMul', [input, weight(b, 'w2', [4, 6], 2)], {}, 'mm2')]);
+      const other = b.op('Relu', [
+        b.op('MatMul', [input, sineWeight(b, 'w2', [4, 6], 2)], {}, 'mm2'),
+      ]);
       const cat = b.op('Concat', [h, other], { axis: -1 }, 'cat');
-      return b.op('MatMul', [cat, weight(b, 'w3', [11, 2], 3)], {}, 'mm3');
+      return b.op('MatMul', [cat, sineWeight(b, 'w3', [11, 2], 3)], {}, 'mm3');
     },
     ['N', 3, 2],
   );
@@ -188,9 +184,11 @@ test('a Concat on the last axis of MatMul outputs (axis -1) is a channel Concat'
 test('a Concat of MatMul outputs along the sequence axis (axis 1) ties their spaces: every position holds the same channels', async () => {
   const model = sequenceNet(
     (b, h, input) => {
-      const other = b.op('Relu', [b.op('MatMul', [input, weight(b, 'w2', [4, 5], 2)], {}, 'mm2')]);
+      const other = b.op('Relu', [
+        b.op('MatMul', [input, sineWeight(b, 'w2', [4, 5], 2)], {}, 'mm2'),
+      ]);
       const cat = b.op('Concat', [h, other], { axis: 1 }, 'cat');
-      return b.op('MatMul', [cat, weight(b, 'w3', [5, 2], 3)], {}, 'mm3');
+      return b.op('MatMul', [cat, sineWeight(b, 'w3', [5, 2], 3)], {}, 'mm3');
     },
     ['N', 6, 2],
   );
@@ -207,7 +205,7 @@ test('EXPECTED FAILURE - a Flatten that interleaves channels-last MatMul feature
   const model = sequenceNet(
     (b, h) => {
       const flat = b.op('Flatten', [h], { axis: 1 }, 'flat');
-      return b.op('Gemm', [flat, weight(b, 'fc.weight', [2, 15], 2)], { transB: 1 });
+      return b.op('Gemm', [flat, sineWeight(b, 'fc.weight', [2, 15], 2)], { transB: 1 });
     },
     ['N', 2],
   );
@@ -220,9 +218,9 @@ test('EXPECTED FAILURE - a Flatten that interleaves channels-last MatMul feature
 test('a Softmax over channels-last MatMul features fixes them on their own axis', async () => {
   const model = sequenceNet(
     (b, h) => {
-      const p = b.op('MatMul', [h, weight(b, 'w2', [5, 6], 2)], {}, 'mm2');
+      const p = b.op('MatMul', [h, sineWeight(b, 'w2', [5, 6], 2)], {}, 'mm2');
       const soft = b.op('Softmax', [p], { axis: -1 }, 'soft');
-      return b.op('MatMul', [soft, weight(b, 'w3', [6, 2], 3)], {}, 'mm3');
+      return b.op('MatMul', [soft, sineWeight(b, 'w3', [6, 2], 3)], {}, 'mm3');
     },
     ['N', 3, 2],
   );
@@ -251,8 +249,8 @@ test('EXPECTED FAILURE - a MaxPool over channels-last MatMul features is refused
 test('EXPECTED FAILURE - a MatMul reading a conv map along its width (not its channels) is refused', () => {
   const b = new GraphBuilder('matmul-width');
   const x = b.input('input', ['N', 2, 3, 3]);
-  const conv = b.op('Relu', [b.op('Conv', [x, weight(b, 'conv.weight', [4, 2, 1, 1], 1)])]);
-  b.node('MatMul', [conv, weight(b, 'w', [3, 2], 2)], {}, { name: 'mm', outputs: ['logits'] });
+  const conv = b.op('Relu', [b.op('Conv', [x, sineWeight(b, 'conv.weight', [4, 2, 1, 1], 1)])]);
+  b.node('MatMul', [conv, sineWeight(b, 'w', [3, 2], 2)], {}, { name: 'mm', outputs: ['logits'] });
   b.output('logits', ['N', 4, 3, 2]);
   assert.match(
     refusal(b.build()),
@@ -264,11 +262,11 @@ test("Gemm's transA: refused on a mergeable space, followed on the graph input (
   const mergeable = new GraphBuilder('transA');
   const x = mergeable.input('input', [2, 4]);
   const h = mergeable.op('Relu', [
-    mergeable.op('Gemm', [x, weight(mergeable, 'w1', [6, 4], 1)], { transB: 1 }),
+    mergeable.op('Gemm', [x, sineWeight(mergeable, 'w1', [6, 4], 1)], { transB: 1 }),
   ]);
   mergeable.node(
     'Gemm',
-    [h, weight(mergeable, 'w2', [2, 3], 2)],
+    [h, sineWeight(mergeable, 'w2', [2, 3], 2)],
     { transA: 1 },
     {
       name: 'fc2',
@@ -284,8 +282,10 @@ test("Gemm's transA: refused on a mergeable space, followed on the graph input (
   // input [4, 2] read as A^T: the Gemm's 4 input features are the input's axis 0.
   const b = new GraphBuilder('transA-input');
   const input = b.input('input', [4, 2]);
-  const first = b.op('Relu', [b.op('Gemm', [input, weight(b, 'w1', [4, 6], 1)], { transA: 1 })]);
-  b.node('Gemm', [first, weight(b, 'w2', [6, 3], 2)], {}, { outputs: ['logits'] });
+  const first = b.op('Relu', [
+    b.op('Gemm', [input, sineWeight(b, 'w1', [4, 6], 1)], { transA: 1 }),
+  ]);
+  b.node('Gemm', [first, sineWeight(b, 'w2', [6, 3], 2)], {}, { outputs: ['logits'] });
   b.output('logits', [2, 3]);
   const model = b.build();
   assert.equal(kinds(spacesOf(model)), 'fixed:2 fixed:4 plain:6 fixed:3');
@@ -295,10 +295,12 @@ test("Gemm's transA: refused on a mergeable space, followed on the graph input (
 test('ReduceMean over h and w without keepdims (x.mean((2, 3))) feeds one column per channel', async () => {
   const b = new GraphBuilder('mean');
   const x = b.input('input', ['N', 2, 4, 4]);
-  const conv = b.op('Conv', [x, weight(b, 'conv.weight', [3, 2, 3, 3], 1)], { pads: [1, 1, 1, 1] });
+  const conv = b.op('Conv', [x, sineWeight(b, 'conv.weight', [3, 2, 3, 3], 1)], {
+    pads: [1, 1, 1, 1],
+  });
   const mean = b.op('ReduceMean', [b.op('Relu', [conv])], { axes: [2, 3], keepdims: 0 });
-  const h = b.op('Relu', [b.op('Gemm', [mean, weight(b, 'w1', [5, 3], 2)], { transB: 1 })]);
-  b.node('Gemm', [h, weight(b, 'w2', [2, 5], 3)], { transB: 1 }, { outputs: ['logits'] });
+  const h = b.op('Relu', [b.op('Gemm', [mean, sineWeight(b, 'w1', [5, 3], 2)], { transB: 1 })]);
+  b.node('Gemm', [h, sineWeight(b, 'w2', [2, 5], 3)], { transB: 1 }, { outputs: ['logits'] });
   b.output('logits', ['N', 2]);
   const model = b.build();
   const columns = spacesOf(model).bindings.find(
@@ -314,10 +316,10 @@ test('ReduceMean over h and w without keepdims (x.mean((2, 3))) feeds one column
 test('EXPECTED FAILURE - a weight op reading a value computed from constants only', () => {
   const b = new GraphBuilder('constant-input');
   b.input('input', ['N', 4]);
-  const table = b.op('Sigmoid', [weight(b, 'table', [2, 4], 1)]);
+  const table = b.op('Sigmoid', [sineWeight(b, 'table', [2, 4], 1)]);
   b.node(
     'Gemm',
-    [table, weight(b, 'w', [3, 4], 2)],
+    [table, sineWeight(b, 'w', [3, 4], 2)],
     { transB: 1 },
     { name: 'fc', outputs: ['logits'] },
   );
@@ -331,9 +333,9 @@ test('EXPECTED FAILURE - a weight op reading a value computed from constants onl
 test('EXPECTED FAILURE - a Concat of values whose channels are on different axes', () => {
   const b = new GraphBuilder('concat-axes');
   const input = b.input('input', ['N', 3, 3]);
-  const h = b.op('MatMul', [input, weight(b, 'w1', [3, 3], 1)]);
+  const h = b.op('MatMul', [input, sineWeight(b, 'w1', [3, 3], 1)]);
   const cat = b.op('Concat', [input, h], { axis: 1 }, 'cat');
-  b.node('MatMul', [cat, weight(b, 'w2', [3, 2], 2)], {}, { outputs: ['logits'] });
+  b.node('MatMul', [cat, sineWeight(b, 'w2', [3, 2], 2)], {}, { outputs: ['logits'] });
   b.output('logits', ['N', 6, 2]);
   assert.match(
     refusal(b.build()),
@@ -345,9 +347,9 @@ test('EXPECTED FAILURE - residual Adds whose channels do not line up: broadcast 
   // [N, 4] broadcast against [N, 4, 4, 4] lines its 4 features up with the width, not the channels.
   const broadcast = new GraphBuilder('broadcast');
   const x = broadcast.input('input', ['N', 2, 4, 4]);
-  const conv = broadcast.op('Conv', [x, weight(broadcast, 'conv.weight', [4, 2, 1, 1], 1)]);
+  const conv = broadcast.op('Conv', [x, sineWeight(broadcast, 'conv.weight', [4, 2, 1, 1], 1)]);
   const pooled = broadcast.op('Flatten', [broadcast.op('GlobalAveragePool', [conv])]);
-  const fc = broadcast.op('Gemm', [pooled, weight(broadcast, 'fc.weight', [4, 4], 2)], {
+  const fc = broadcast.op('Gemm', [pooled, sineWeight(broadcast, 'fc.weight', [4, 4], 2)], {
     transB: 1,
   });
   broadcast.node('Add', [conv, fc], {}, { name: 'add', outputs: ['logits'] });
@@ -359,8 +361,8 @@ test('EXPECTED FAILURE - residual Adds whose channels do not line up: broadcast 
 
   const widths = new GraphBuilder('widths');
   const input = widths.input('input', ['N', 2, 4, 4]);
-  const four = widths.op('Conv', [input, weight(widths, 'a.weight', [4, 2, 1, 1], 1)], {}, 'a');
-  const one = widths.op('Conv', [input, weight(widths, 'b.weight', [1, 2, 1, 1], 2)], {}, 'b');
+  const four = widths.op('Conv', [input, sineWeight(widths, 'a.weight', [4, 2, 1, 1], 1)], {}, 'a');
+  const one = widths.op('Conv', [input, sineWeight(widths, 'b.weight', [1, 2, 1, 1], 2)], {}, 'b');
   widths.node('Add', [four, one], {}, { outputs: ['logits'] });
   widths.output('logits', ['N', 4, 4, 4]);
   assert.match(
@@ -374,9 +376,14 @@ test('EXPECTED FAILURE - a weight shared by nodes whose channels do not line up'
   const x = b.input('input', ['N', 2]);
   const dense = (name: string, input: string, out: number, inputs: number, seed: number) =>
     b.op('Relu', [
-      b.op('Gemm', [input, weight(b, `${name}.weight`, [out, inputs], seed)], { transB: 1 }, name),
+      b.op(
+        'Gemm',
+        [input, sineWeight(b, `${name}.weight`, [out, inputs], seed)],
+        { transB: 1 },
+        name,
+      ),
     ]);
-  const shared = weight(b, 'shared', [3, 10], 9);
+  const shared = sineWeight(b, 'shared', [3, 10], 9);
   const cat = b.op('Concat', [dense('a', x, 6, 2, 1), dense('b', x, 4, 2, 2)], { axis: 1 });
   const left = b.op('Gemm', [cat, shared], { transB: 1 });
   const right = b.op('Gemm', [dense('c', x, 10, 2, 3), shared], { transB: 1 });
@@ -391,9 +398,9 @@ test('EXPECTED FAILURE - a weight shared by nodes whose channels do not line up'
 test('EXPECTED FAILURE - a flatten of a map of unknown size', () => {
   const b = new GraphBuilder('unknown-size');
   const x = b.input('input', ['N', 2, 'H', 'W']);
-  const conv = b.op('Conv', [x, weight(b, 'conv.weight', [4, 2, 1, 1], 1)]);
+  const conv = b.op('Conv', [x, sineWeight(b, 'conv.weight', [4, 2, 1, 1], 1)]);
   const flat = b.op('Flatten', [b.op('Relu', [conv])], { axis: 1 }, 'flat');
-  b.node('MatMul', [flat, weight(b, 'w', [64, 2], 2)], {}, { outputs: ['logits'] });
+  b.node('MatMul', [flat, sineWeight(b, 'w', [64, 2], 2)], {}, { outputs: ['logits'] });
   b.output('logits', ['N', 2]);
   assert.match(refusal(b.build()), /^Node 'flat' flattens a map of unknown size\.$/);
 });
@@ -401,7 +408,7 @@ test('EXPECTED FAILURE - a flatten of a map of unknown size', () => {
 test('EXPECTED FAILURE - a mergeable space that no weight op reads cannot be measured', () => {
   const b = new GraphBuilder('unread');
   const x = b.input('input', ['N', 2, 4, 4]);
-  const conv = b.op('Conv', [x, weight(b, 'conv.weight', [4, 2, 1, 1], 1)], {}, 'conv');
+  const conv = b.op('Conv', [x, sineWeight(b, 'conv.weight', [4, 2, 1, 1], 1)], {}, 'conv');
   b.node('Shape', [conv], {}, { outputs: ['shape'] });
   b.output('shape', [4]);
   assert.match(
@@ -413,7 +420,9 @@ test('EXPECTED FAILURE - a mergeable space that no weight op reads cannot be mea
 test('a graph input whose channel dim is symbolic is read with the width of the weight reading it', async () => {
   const b = new GraphBuilder('symbolic-channels');
   const x = b.input('input', ['N', 'C', 4, 4]);
-  const conv = b.op('Conv', [x, weight(b, 'conv.weight', [4, 2, 3, 3], 1)], { pads: [1, 1, 1, 1] });
+  const conv = b.op('Conv', [x, sineWeight(b, 'conv.weight', [4, 2, 3, 3], 1)], {
+    pads: [1, 1, 1, 1],
+  });
   classify(b, b.op('Relu', [conv]), 2);
   const model = b.build();
   const spaces = spacesOf(model);
@@ -441,7 +450,7 @@ function tokenNet(
 ): Model {
   const b = new GraphBuilder('tokens');
   const input = b.input('input', ['N', 1, 4, 4]);
-  const conv = b.op('Conv', [input, weight(b, 'patch.weight', [6, 1, 2, 2], 1)], {
+  const conv = b.op('Conv', [input, sineWeight(b, 'patch.weight', [6, 1, 2, 2], 1)], {
     kernel_shape: [2, 2],
     strides: [2, 2],
   });
@@ -459,17 +468,17 @@ function tokenNet(
     [batch, b.weight('one_one', { dtype: 'int64', dims: [2], data: BigInt64Array.from([1n, 1n]) })],
     { axis: 0 },
   );
-  const cls = b.op('Expand', [weight(b, 'cls', [1, 1, 6], 2), shape]);
+  const cls = b.op('Expand', [sineWeight(b, 'cls', [1, 1, 6], 2), shape]);
   const joined = b.op('Concat', [cls, tokens], { axis: 1 }, 'cat');
-  const x = b.op('Add', [joined, weight(b, 'pos', [1, 5, 6], 3)]);
-  const hidden = gelu(b, b.op('MatMul', [x, weight(b, 'fc1.weight', [6, 8], 4)], {}, 'fc1'));
+  const x = b.op('Add', [joined, sineWeight(b, 'pos', [1, 5, 6], 3)]);
+  const hidden = gelu(b, b.op('MatMul', [x, sineWeight(b, 'fc1.weight', [6, 8], 4)], {}, 'fc1'));
   const y = b.op('Add', [
     x,
-    b.op('MatMul', [hidden, weight(b, 'fc2.weight', [8, 6], 5)], {}, 'fc2'),
+    b.op('MatMul', [hidden, sineWeight(b, 'fc2.weight', [8, 6], 5)], {}, 'fc2'),
   ]);
   b.node(
     'Gemm',
-    [pool(b, y), weight(b, 'head', [3, 6], 6)],
+    [pool(b, y), sineWeight(b, 'head', [3, 6], 6)],
     { transB: 1 },
     { outputs: ['logits'] },
   );

@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeGraph } from '../../src/graph/analyze.js';
 import { countMacs } from '../../src/graph/flops.js';
-import { analyzeSpaces, type SpaceAnalysis } from '../../src/graph/spaces.js';
 import { applyTransforms } from '../../src/merge/apply.js';
 import { permuteChannels } from '../../src/merge/permute-model.js';
 import { mergeModels, type MergeOptions } from '../../src/merge/pipeline.js';
@@ -24,7 +23,7 @@ import { float32Tensor, sizeOf } from '../../src/onnx/tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { buildZooModel } from '../../src/zoo/architectures.js';
 import { fashionMergeData, imagesAsInput, runFirstOutput } from '../exporters/helpers.js';
-import { maxAbsDiff, runZipit, temporaryDirectory, TEST_DIR } from '../helpers.js';
+import { maxAbsDiff, runZipit, spacesOf, temporaryDirectory, TEST_DIR } from '../helpers.js';
 
 // The zoo's ViT (what `zipit train --arch vit` starts from) has the torch script's layout with
 // our own graph: Reshape with copied dims, an Expand of the class token from Shape, Erf GELU.
@@ -67,14 +66,6 @@ function sharpened(model: Model): Model {
     initializers.set(name, float32Tensor(t.dims, values));
   }
   return { ...model, graph: { ...model.graph, initializers } };
-}
-
-function spacesOf(model: Model): SpaceAnalysis {
-  const graph = analyzeGraph(model);
-  assert.ok(graph.ok, graph.ok ? '' : graph.message);
-  const spaces = analyzeSpaces(graph.value);
-  assert.ok(spaces.ok, spaces.ok ? '' : spaces.message);
-  return spaces.value;
 }
 
 const data = fashionMergeData();
