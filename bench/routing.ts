@@ -6,11 +6,11 @@
  *
  *   node --import tsx bench/routing.ts <merged.onnx> --tasks 0,2,4,6,8/1,3,5,7,9 [--mean 0.286 --std 0.353]
  *
- * For a one-output model; ties go to the earlier task (the reference's rule adds 2 to every
- * probability and takes the argmax, whose ties are rare enough not to move these shares).
+ * The routing is the joint prediction's own (`predictImages`, the scoring's rules, ties included).
  */
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { modelScores } from '../src/eval/evaluate.js';
+import { predictImages } from '../src/eval/metrics.js';
 import { readModelFile } from '../src/onnx/files.js';
 import { storedPreprocessing } from '../src/onnx/preprocessing.js';
 
@@ -38,27 +38,12 @@ const std = option('--std') !== undefined ? [Number(option('--std'))] : stored?.
 if (mean === undefined || std === undefined) throw new Error('pass --mean and --std');
 const scores = await modelScores({ model: model.value, label: path, mean, std }, test.value);
 if (!scores.ok) throw new Error(scores.message);
-const { logits, labels } = scores.value[0]!;
-const width = labels.length;
-const columns = tasks.map((classes) => classes.map((c) => labels.indexOf(c)));
-
-/** Largest softmax probability of image `row` over the logits `cols`. */
-function maxProbability(row: number, cols: number[]): number {
-  const values = cols.map((c) => logits[row * width + c]!);
-  const top = Math.max(...values);
-  return 1 / values.reduce((sum, v) => sum + Math.exp(v - top), 0);
-}
-
 const routed = tasks.map(() => 0);
 const seen = tasks.map(() => 0);
-for (let i = 0; i < test.value.count; i++) {
-  const own = tasks.findIndex((classes) => classes.includes(test.value.labels[i]!));
-  if (own < 0) continue;
-  const probabilities = columns.map((cols) => maxProbability(i, cols));
-  const chosen = probabilities.indexOf(Math.max(...probabilities));
-  seen[own]!++;
-  if (chosen === own) routed[own]!++;
-}
+predictImages(scores.value, test.value.labels, tasks, (_label, t, jointClass) => {
+  seen[t]!++;
+  if (tasks[t]!.includes(jointClass)) routed[t]!++;
+});
 console.log(
   JSON.stringify({
     model: path,

@@ -88,6 +88,35 @@ export function scoreTasks(
   labels: Uint8Array,
   tasks: readonly (readonly number[])[],
 ): Accuracy {
+  let jointCorrect = 0;
+  let total = 0;
+  const taskCorrect = tasks.map(() => 0);
+  const taskTotal = tasks.map(() => 0);
+  predictImages(sources, labels, tasks, (label, t, jointClass, taskClass) => {
+    total += 1;
+    if (jointClass === label) jointCorrect += 1;
+    taskTotal[t]! += 1;
+    if (taskClass === label) taskCorrect[t]! += 1;
+  });
+  const taskAccuracy = taskCorrect.map((c, t) => (taskTotal[t]! > 0 ? c / taskTotal[t]! : 0));
+  return {
+    joint: total > 0 ? jointCorrect / total : 0,
+    tasks: taskAccuracy,
+    avg: taskAccuracy.reduce((a, b) => a + b, 0) / Math.max(1, taskAccuracy.length),
+    n: total,
+  };
+}
+
+/**
+ * The predictions behind {@link scoreTasks}: for each image whose label is in task t, `visit`
+ * gets its label, t, the joint prediction and task t's prediction, by the rules stated there.
+ */
+export function predictImages(
+  sources: readonly ScoreSource[],
+  labels: Uint8Array,
+  tasks: readonly (readonly number[])[],
+  visit: (label: number, task: number, jointClass: number, taskClass: number) => void,
+): void {
   if (sources.length !== 1 && sources.length !== tasks.length) {
     throw new Error(
       `scoreTasks: ${sources.length} sources for ${tasks.length} tasks; expected 1 or one per task`,
@@ -107,10 +136,6 @@ export function scoreTasks(
   const taskLogits = tasks.map((task) => new Float64Array(task.length));
   const taskProbabilities = tasks.map((task) => new Float64Array(task.length));
 
-  let jointCorrect = 0;
-  let total = 0;
-  const taskCorrect = tasks.map(() => 0);
-  const taskTotal = tasks.map(() => 0);
   for (let image = 0; image < labels.length; image++) {
     const label = labels[image]!;
     const t = label < numClasses ? taskOf[label]! : -1;
@@ -138,17 +163,7 @@ export function scoreTasks(
       }
       for (const c of allClasses) joint[c] = f32(joint[c]! + 2);
     }
-    total += 1;
-    if (argmax(joint) === label) jointCorrect += 1;
     const own = heads[sources.length === 1 ? 0 : t]!;
-    taskTotal[t]! += 1;
-    if (argmaxAmong(own, tasks[t]!) === label) taskCorrect[t]! += 1;
+    visit(label, t, argmax(joint), argmaxAmong(own, tasks[t]!));
   }
-  const taskAccuracy = taskCorrect.map((c, t) => (taskTotal[t]! > 0 ? c / taskTotal[t]! : 0));
-  return {
-    joint: total > 0 ? jointCorrect / total : 0,
-    tasks: taskAccuracy,
-    avg: taskAccuracy.reduce((a, b) => a + b, 0) / Math.max(1, taskAccuracy.length),
-    n: total,
-  };
 }
