@@ -145,6 +145,7 @@ export {
   trainModel,
   checkTrainOptions,
   defaultLearningRate,
+  DEFAULT_WEIGHT_DECAY,
   taskAccuracy,
   type TrainOptions,
   type TrainedModel,

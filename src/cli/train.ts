@@ -7,6 +7,7 @@ import { writeFailure } from '../files/write-errors.js';
 import {
   checkOutputPath,
   checkTrainOptions,
+  DEFAULT_WEIGHT_DECAY,
   defaultLearningRate,
   parseTasks,
   storedClassLabels,
@@ -43,6 +44,7 @@ interface SharedFlags extends RunFlags {
   lr?: number;
   schedule: string;
   decay: string;
+  weightDecay: number;
   labelSmoothing: number;
   head: string;
   out: string;
@@ -105,6 +107,7 @@ function baseOptions(
     ...(flags.lr !== undefined ? { learningRate: flags.lr } : {}),
     schedule: flags.schedule as Schedule,
     decay: flags.decay as 'all' | 'weights',
+    weightDecay: flags.weightDecay,
     labelSmoothing: flags.labelSmoothing,
     threads: flags.threads,
   };
@@ -170,6 +173,12 @@ function addShared(command: Command): Command {
       )
         .choices(['all', 'weights'])
         .default('all'),
+    )
+    .option(
+      '--weight-decay <rate>',
+      "SGD weight decay (PyTorch's weight_decay)",
+      parseFloatOption('--weight-decay'),
+      DEFAULT_WEIGHT_DECAY,
     )
     .option(
       '--label-smoothing <eps>',
@@ -293,6 +302,7 @@ export const registerTrain: RegisterCommand = (program, io, run) => {
           lr: flags.lr ?? defaultLearningRate(flags.arch as Architecture),
           schedule: flags.schedule,
           decay: flags.decay,
+          weightDecay: flags.weightDecay,
           labelSmoothing: flags.labelSmoothing,
           head: head.value,
           data: flags.data,

@@ -20,7 +20,7 @@ import { storedPreprocessing } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import type { ReportRow, ReportStd } from '../report/types.js';
 import { Random } from '../tensor/random.js';
-import { trainModel } from '../train/trainer.js';
+import { DEFAULT_WEIGHT_DECAY, defaultLearningRate, trainModel } from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
 import { resetSources as resetSourceModels } from '../merge/source-reset.js';
 import type { HeadRule } from '../merge/class-head.js';
@@ -132,10 +132,14 @@ async function trainedModel(
       // The training recipe (trainModel's defaults): a model of another recipe is not reused.
       'zipit.schedule': 'linear',
       'zipit.decay': 'all',
+      'zipit.lr': String(defaultLearningRate(options.arch)),
+      'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
       'zipit.label_smoothing': '0',
     };
-    // Models trained before the key existed had no label smoothing.
+    // Models trained before these keys existed were trained with these values.
     const metadata: Record<string, string> = {
+      'zipit.lr': String(defaultLearningRate(options.arch)),
+      'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
       'zipit.label_smoothing': '0',
       ...existing.value.metadata,
     };

@@ -38,7 +38,7 @@ export interface TrainOptions {
   readonly learningRate?: number;
   /** Default 0.9. */
   readonly momentum?: number;
-  /** Default 5e-4. */
+  /** Default {@link DEFAULT_WEIGHT_DECAY}. */
   readonly weightDecay?: number;
   /** Which parameters decay: default 'all' (PyTorch's SGD default); 'weights': Conv/Gemm weights only. */
   readonly decay?: 'all' | 'weights';
@@ -88,6 +88,9 @@ export function defaultLearningRate(arch: Architecture): number {
   return arch === 'vit' ? 0.2 : 0.1;
 }
 
+/** Weight decay `zipit train` uses unless told (the reference's recipe, PyTorch's SGD `weight_decay`). */
+export const DEFAULT_WEIGHT_DECAY = 5e-4;
+
 /** Checks options that do not need the data; the messages name the CLI flags. */
 export function checkTrainOptions(options: TrainOptions, numClasses: number): Result<void> {
   if (!ARCHITECTURES.includes(options.arch)) {
@@ -112,6 +115,9 @@ export function checkTrainOptions(options: TrainOptions, numClasses: number): Re
   const lr = options.learningRate ?? defaultLearningRate(options.arch);
   if (!(lr > 0) || !Number.isFinite(lr))
     return fail('bad-argument', `Expected --lr to be a positive number, got ${lr}`);
+  const decay = options.weightDecay ?? DEFAULT_WEIGHT_DECAY;
+  if (!(decay >= 0) || !Number.isFinite(decay))
+    return fail('bad-argument', `Expected --weight-decay to be a number >= 0, got ${decay}`);
   const eps = options.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps < 1))
     return fail('bad-argument', `Expected --label-smoothing to be in [0, 1), got ${eps}`);
@@ -197,7 +203,7 @@ export async function trainModel(
   const block = options.blockedConvolutions === false ? undefined : await nchwcBlockSize();
   const step = buildStepGraph(plan.value, {
     momentum: options.momentum ?? 0.9,
-    weightDecay: options.weightDecay ?? 5e-4,
+    weightDecay: options.weightDecay ?? DEFAULT_WEIGHT_DECAY,
     decay: options.decay ?? 'all',
     ...(options.convWeightGrad ? { convWeightGrad: options.convWeightGrad } : {}),
     ...(block !== undefined ? { nchwcBlock: block } : {}),
@@ -311,6 +317,7 @@ export async function trainModel(
         'zipit.lr': String(options.learningRate ?? defaultLearningRate(options.arch)),
         'zipit.schedule': options.schedule ?? 'linear',
         'zipit.decay': options.decay ?? 'all',
+        'zipit.weight_decay': String(options.weightDecay ?? DEFAULT_WEIGHT_DECAY),
         ...(options.labelSmoothing
           ? { 'zipit.label_smoothing': String(options.labelSmoothing) }
           : {}),

@@ -12,7 +12,7 @@ import {
   type ExperimentOptions,
   type ExperimentResults,
 } from '../../src/experiment/experiment.js';
-import { readModelFile } from '../../src/onnx/files.js';
+import { readModelFile, writeModelFile } from '../../src/onnx/files.js';
 import { temporaryDirectory } from '../helpers.js';
 
 const ALL = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -117,4 +117,32 @@ test('EXPECTED FAILURE - runExperiment refuses a folder whose models or results 
     otherSamples.message,
     /results\.json holds a run of mlp x1, 1 epochs, 200 merge images/,
   );
+});
+
+test('EXPECTED FAILURE - runExperiment refuses a model trained with another learning rate, and reuses one from before the key existed', async () => {
+  const out = temporaryDirectory('zipit-experiment-');
+  const made = await runExperiment(options(out).value);
+  assert.ok(made.ok, !made.ok ? made.message : '');
+  const path = join(out, 'pair-0', 'a.onnx');
+  const model = readModelFile(path);
+  assert.ok(model.ok);
+  assert.equal(model.value.metadata['zipit.lr'], '0.1');
+  assert.equal(model.value.metadata['zipit.weight_decay'], '0.0005');
+
+  const rewrite = (metadata: Record<string, string>) =>
+    assert.ok(writeModelFile(path, { ...model.value, metadata }).ok);
+  rewrite({ ...model.value.metadata, 'zipit.lr': '0.05' });
+  const otherRate = await runExperiment(options(out).value);
+  assert.ok(!otherRate.ok);
+  assert.match(otherRate.message, /trained with lr 0\.05, but this run asks for lr 0\.1/);
+
+  // Models written before zipit.lr and zipit.weight_decay were recorded had the defaults.
+  const older = { ...model.value.metadata };
+  delete older['zipit.lr'];
+  delete older['zipit.weight_decay'];
+  rewrite(older);
+  const again = options(out);
+  const resumed = await runExperiment(again.value);
+  assert.ok(resumed.ok, !resumed.ok ? resumed.message : '');
+  assert.deepEqual(again.notes, [], 'the older model is reused, nothing retrained');
 });

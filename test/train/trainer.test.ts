@@ -202,6 +202,39 @@ describe('trainModel', () => {
     assert.equal(plain.value.model.metadata['zipit.label_smoothing'], undefined);
   });
 
+  it('a larger --weight-decay leaves smaller weights, and the model records it', async () => {
+    const options = {
+      ...base,
+      arch: 'mlp' as const,
+      epochs: 3,
+      learningRate: 0.05,
+      classes: [0, 3],
+    };
+    const [none, strong] = await Promise.all([
+      trainModel(quadrants(160, 1), { ...options, weightDecay: 0 }),
+      trainModel(quadrants(160, 1), { ...options, weightDecay: 0.5 }),
+    ]);
+    assert.ok(none.ok && strong.ok);
+    const norm = (r: typeof none) => {
+      let sum = 0;
+      if (r.ok)
+        for (const t of r.value.model.graph.initializers.values())
+          for (const v of t.data as Float32Array) sum += v * v;
+      return Math.sqrt(sum);
+    };
+    assert.ok(norm(strong) < 0.8 * norm(none), `norms ${norm(strong)} vs ${norm(none)}`);
+    assert.equal(strong.value.model.metadata['zipit.weight_decay'], '0.5');
+    assert.equal(none.value.model.metadata['zipit.weight_decay'], '0');
+  });
+
+  it('EXPECTED FAILURE - a negative or non-finite weight decay', () => {
+    for (const decay of [-1e-4, NaN, Infinity]) {
+      const checked = checkTrainOptions({ ...base, classes: [0], weightDecay: decay }, 4);
+      assert.ok(!checked.ok);
+      assert.equal(checked.message, `Expected --weight-decay to be a number >= 0, got ${decay}`);
+    }
+  });
+
   it('EXPECTED FAILURE - label smoothing outside [0, 1)', () => {
     for (const eps of [1, -0.1, NaN]) {
       const checked = checkTrainOptions({ ...base, classes: [0], labelSmoothing: eps }, 4);
