@@ -155,7 +155,7 @@ function addShared(command: Command): Command {
     .option('--batch <n>', 'batch size', parseIntOption('--batch', 2), 128)
     .option(
       '--lr <rate>',
-      'peak learning rate (default 0.1; 0.2 for vit)',
+      'peak learning rate (default 0.2 for resnet20 and vit, 0.1 for mlp and vgg)',
       parseFloatOption('--lr'),
     )
     .addOption(

@@ -20,7 +20,12 @@ import { storedPreprocessing } from '../onnx/preprocessing.js';
 import type { ProgressListener } from '../progress.js';
 import type { ReportRow, ReportStd } from '../report/types.js';
 import { Random } from '../tensor/random.js';
-import { DEFAULT_WEIGHT_DECAY, defaultLearningRate, trainModel } from '../train/trainer.js';
+import {
+  DEFAULT_WEIGHT_DECAY,
+  UNRECORDED_LEARNING_RATE,
+  defaultLearningRate,
+  trainModel,
+} from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
 import { resetSources as resetSourceModels } from '../merge/source-reset.js';
 import type { HeadRule } from '../merge/class-head.js';
@@ -106,6 +111,44 @@ function readJson<T>(path: string): T | undefined {
 }
 
 /**
+ * How a model's recorded training differs from what this run would train (undefined: it does
+ * not): the architecture, seed, classes, epochs and recipe, each as `key value` lists.
+ */
+export function recipeDifferences(
+  recorded: Readonly<Record<string, string>>,
+  options: Pick<ExperimentOptions, 'arch' | 'width' | 'epochs'>,
+  classes: readonly number[],
+  seed: number,
+): { was: string; now: string } | undefined {
+  const wanted: Record<string, string> = {
+    'zipit.arch': options.arch,
+    'zipit.width': String(options.width),
+    'zipit.seed': String(seed),
+    'zipit.trained_classes': classes.join(','),
+    'zipit.epochs': String(options.epochs),
+    // The training recipe (trainModel's defaults): a model of another recipe is not reused.
+    'zipit.schedule': 'linear',
+    'zipit.decay': 'all',
+    'zipit.lr': String(defaultLearningRate(options.arch)),
+    'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
+    'zipit.label_smoothing': '0',
+  };
+  // Models trained before these keys existed were trained with these values.
+  const metadata: Record<string, string> = {
+    'zipit.lr': String(UNRECORDED_LEARNING_RATE),
+    'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
+    'zipit.label_smoothing': '0',
+    ...recorded,
+  };
+  const differing = Object.entries(wanted).filter(([key, value]) => metadata[key] !== value);
+  if (differing.length === 0) return undefined;
+  return {
+    was: differing.map(([key]) => `${key.slice(6)} ${metadata[key] ?? '(none)'}`).join(', '),
+    now: differing.map(([key, value]) => `${key.slice(6)} ${value}`).join(', '),
+  };
+}
+
+/**
  * Trains one model of a pair, or reuses the file a previous run left at `path` when it was
  * trained with this run's settings. A file trained otherwise is an error, not retrained: it
  * may be hours of someone's work, and the results beside it belong to it.
@@ -123,33 +166,11 @@ async function trainedModel(
         existing.reason,
         `${path} is not a readable model (${existing.message}); delete it to retrain.`,
       );
-    const wanted: Record<string, string> = {
-      'zipit.arch': options.arch,
-      'zipit.width': String(options.width),
-      'zipit.seed': String(seed),
-      'zipit.trained_classes': classes.join(','),
-      'zipit.epochs': String(options.epochs),
-      // The training recipe (trainModel's defaults): a model of another recipe is not reused.
-      'zipit.schedule': 'linear',
-      'zipit.decay': 'all',
-      'zipit.lr': String(defaultLearningRate(options.arch)),
-      'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
-      'zipit.label_smoothing': '0',
-    };
-    // Models trained before these keys existed were trained with these values.
-    const metadata: Record<string, string> = {
-      'zipit.lr': String(defaultLearningRate(options.arch)),
-      'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
-      'zipit.label_smoothing': '0',
-      ...existing.value.metadata,
-    };
-    const differing = Object.entries(wanted).filter(([key, value]) => metadata[key] !== value);
-    if (differing.length === 0) return existing;
-    const was = differing.map(([key]) => `${key.slice(6)} ${metadata[key] ?? '(none)'}`).join(', ');
-    const now = differing.map(([key, value]) => `${key.slice(6)} ${value}`).join(', ');
+    const differing = recipeDifferences(existing.value.metadata, options, classes, seed);
+    if (differing === undefined) return existing;
     return fail(
       'bad-argument',
-      `${path} was trained with ${was}, but this run asks for ${now}: pass another --out, or delete the folder to start over.`,
+      `${path} was trained with ${differing.was}, but this run asks for ${differing.now}: pass another --out, or delete the folder to start over.`,
     );
   }
   const trained = await trainModel(options.train, {

@@ -8,6 +8,7 @@ import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { modelScores } from '../../src/eval/evaluate.js';
 import { scoreTasks } from '../../src/eval/metrics.js';
 import {
+  recipeDifferences,
   runExperiment,
   type ExperimentOptions,
   type ExperimentResults,
@@ -145,4 +146,32 @@ test('EXPECTED FAILURE - runExperiment refuses a model trained with another lear
   const resumed = await runExperiment(again.value);
   assert.ok(resumed.ok, !resumed.ok ? resumed.message : '');
   assert.deepEqual(again.notes, [], 'the older model is reused, nothing retrained');
+});
+
+test('recipeDifferences: a ResNet-20 model from before zipit.lr was recorded was trained at 0.1, not the default 0.2', () => {
+  // models/resnet20-pair's old metadata, as written before the lr and weight-decay keys.
+  const older = {
+    'zipit.arch': 'resnet20',
+    'zipit.width': '1',
+    'zipit.seed': '11',
+    'zipit.trained_classes': '0,2,4,6,8',
+    'zipit.epochs': '6',
+    'zipit.schedule': 'linear',
+    'zipit.decay': 'all',
+  };
+  const run = { arch: 'resnet20' as const, width: 1, epochs: 6 };
+  assert.deepEqual(recipeDifferences(older, run, [0, 2, 4, 6, 8], 11), {
+    was: 'lr 0.1',
+    now: 'lr 0.2',
+  });
+  const current = { ...older, 'zipit.lr': '0.2', 'zipit.weight_decay': '0.0005' };
+  assert.equal(recipeDifferences(current, run, [0, 2, 4, 6, 8], 11), undefined);
+  assert.deepEqual(recipeDifferences(current, run, [0, 2, 4, 6, 8], 12), {
+    was: 'seed 11',
+    now: 'seed 12',
+  });
+  assert.deepEqual(recipeDifferences(older, { ...run, arch: 'mlp' }, [0, 2, 4, 6, 8], 11), {
+    was: 'arch resnet20',
+    now: 'arch mlp',
+  });
 });
