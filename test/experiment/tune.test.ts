@@ -287,8 +287,8 @@ test('tuneMerge reports the agreement of each merge, chooses its argmax, and wri
 });
 
 test('on the trained ResNet-20 pair, the label-free choice is the labelled one', async () => {
-  // models/resnet20-pair: merged at the reference's defaults it loses 25-30 points of joint
-  // accuracy against (1, 1) (docs/RESULTS.md; bench/tune.ts). The tuner sees no labels.
+  // models/resnet20-pair, the demo pair. The tuner sees no labels; the labelled choice is
+  // computed below from test images (the failure message prints every point's joint accuracy).
   const models = ['a', 'b'].map((m) => {
     const model = readModelFile(`models/resnet20-pair/${m}.onnx`);
     if (!model.ok) throw new Error(model.message);
