@@ -23,7 +23,7 @@ import { Random } from '../tensor/random.js';
 import {
   DEFAULT_WEIGHT_DECAY,
   UNRECORDED_LEARNING_RATE,
-  defaultLearningRate,
+  recipeMetadata,
   trainModel,
 } from '../train/trainer.js';
 import type { Architecture } from '../zoo/architectures.js';
@@ -120,18 +120,14 @@ export function recipeDifferences(
   classes: readonly number[],
   seed: number,
 ): { was: string; now: string } | undefined {
+  // What trainModel would record for this run's model (its default recipe); a model recorded
+  // otherwise is not reused. Label smoothing is recorded only when on, so 0 is asked for here.
   const wanted: Record<string, string> = {
     'zipit.arch': options.arch,
     'zipit.width': String(options.width),
     'zipit.seed': String(seed),
-    'zipit.trained_classes': classes.join(','),
-    'zipit.epochs': String(options.epochs),
-    // The training recipe (trainModel's defaults): a model of another recipe is not reused.
-    'zipit.schedule': 'linear',
-    'zipit.decay': 'all',
-    'zipit.lr': String(defaultLearningRate(options.arch)),
-    'zipit.weight_decay': String(DEFAULT_WEIGHT_DECAY),
     'zipit.label_smoothing': '0',
+    ...recipeMetadata({ arch: options.arch, classes, epochs: options.epochs }),
   };
   // Models trained before these keys existed were trained with these values.
   const metadata: Record<string, string> = {

@@ -96,6 +96,34 @@ export const UNRECORDED_LEARNING_RATE = 0.1;
 /** Weight decay `zipit train` uses unless told (the reference's recipe, PyTorch's SGD `weight_decay`). */
 export const DEFAULT_WEIGHT_DECAY = 5e-4;
 
+/**
+ * What a trained model records of how it was trained (beside the zoo's arch, width and seed):
+ * its classes, epochs and recipe, defaults filled in. Label smoothing is recorded only when on.
+ */
+export function recipeMetadata(
+  options: Pick<
+    TrainOptions,
+    | 'arch'
+    | 'classes'
+    | 'epochs'
+    | 'learningRate'
+    | 'schedule'
+    | 'decay'
+    | 'weightDecay'
+    | 'labelSmoothing'
+  >,
+): Record<string, string> {
+  return {
+    'zipit.trained_classes': options.classes.join(','),
+    'zipit.epochs': String(options.epochs),
+    'zipit.lr': String(options.learningRate ?? defaultLearningRate(options.arch)),
+    'zipit.schedule': options.schedule ?? 'linear',
+    'zipit.decay': options.decay ?? 'all',
+    'zipit.weight_decay': String(options.weightDecay ?? DEFAULT_WEIGHT_DECAY),
+    ...(options.labelSmoothing ? { 'zipit.label_smoothing': String(options.labelSmoothing) } : {}),
+  };
+}
+
 /** Checks options that do not need the data; the messages name the CLI flags. */
 export function checkTrainOptions(options: TrainOptions, numClasses: number): Result<void> {
   if (!ARCHITECTURES.includes(options.arch)) {
@@ -317,15 +345,7 @@ export async function trainModel(
       ...zoo.value,
       metadata: {
         ...zoo.value.metadata,
-        'zipit.trained_classes': options.classes.join(','),
-        'zipit.epochs': String(options.epochs),
-        'zipit.lr': String(options.learningRate ?? defaultLearningRate(options.arch)),
-        'zipit.schedule': options.schedule ?? 'linear',
-        'zipit.decay': options.decay ?? 'all',
-        'zipit.weight_decay': String(options.weightDecay ?? DEFAULT_WEIGHT_DECAY),
-        ...(options.labelSmoothing
-          ? { 'zipit.label_smoothing': String(options.labelSmoothing) }
-          : {}),
+        ...recipeMetadata(options),
       },
       graph: { ...zoo.value.graph, initializers },
     };
